@@ -1,0 +1,51 @@
+// Package config loads, expands, defaults and validates the agent's YAML
+// configuration file.
+//
+// # Invariants
+//
+//   - Every problem is reported, not just the first: Parse returns Errors, one
+//     *Error per problem, each naming the file, the line and the field path
+//     (for example "agent.yml:14: outputs[1].buffer.max_bytes: invalid size
+//     \"12XB\"").
+//   - Decoding is strict: unknown keys at any depth, duplicate keys, values of
+//     the wrong type and multiple YAML documents are errors.
+//   - ${VAR} and ${VAR:-default} are expanded from the environment in scalar
+//     values only (never in keys), after YAML parsing, so an environment value
+//     can never add YAML structure. $${ is a literal ${. An unset ${VAR}
+//     without a default is an error naming the variable. ${VAR:-default}
+//     uses the default when VAR is unset or empty.
+//   - The value of a Secret never appears in an error, in Redacted, or in
+//     fmt output of a Config (%v, %+v, %#v). Messages about any value that
+//     came from the environment quote it as written ("${VAR}"), since a
+//     secret may sit in the wrong field.
+//   - A value that fails to decode is reported once: validation problems
+//     at or under its path are dropped.
+//   - Defaults are the values documented on the struct fields in types.go;
+//     Default* functions return them. A key present with an explicit value
+//     keeps that value (an explicit 0 is not replaced by a default, it is
+//     rejected by validation where 0 is invalid); a key with a null value is
+//     treated as absent.
+//   - Inputs and outputs are polymorphic by "type": their type-specific keys
+//     sit inline next to id and type. Field paths in messages name the type
+//     as a section, e.g. inputs[0].docker.root, so the reader knows which
+//     type's keys were expected.
+//
+// # Value syntax
+//
+//   - Durations use Go syntax: 500ms, 5s, 1m30s.
+//   - Sizes (ByteSize fields and int fields whose key ends in _bytes) accept
+//     plain integers and units: 512KiB, 8MiB, 1GiB, 100MB, 10k.
+//   - unix_mode is octal, with or without a leading 0 or 0o: 0660, 660, 0o660.
+//   - YAML anchors, aliases and merge keys (<<) are supported. Top-level
+//     keys starting with "x-" are ignored, so they can hold anchors (as in
+//     Docker Compose files).
+//
+// # Known limitations
+//
+//   - Line numbers of values reached through an alias or merge key are the
+//     lines of the anchored original.
+//   - A default value inside ${VAR:-default} ends at the first '}' and is not
+//     itself expanded.
+//   - Validation checks what can be checked from the file alone: it does not
+//     probe ports, files or certificates.
+package config
