@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/internal/wire"
+)
+
+// Event is one log event handed from an input to a Writer. Tag and Record
+// are borrowed: they are copied during Add and may be reused afterwards.
+type Event struct {
+	Tag    []byte
+	Time   int64  // nanoseconds since the Unix epoch
+	Record []byte // msgpack map
+}
+
+// Queue is what the router needs of an output's disk queue
+// (*buffer.Queue implements it).
+type Queue interface {
+	// Append stores one chunk of count entries of one tag. It returns
+	// after the chunk is handed to the OS (and fsynced, by policy).
+	Append(ctx context.Context, tag []byte, count int, entries []byte) error
+	// Sync makes everything appended so far durable on disk.
+	Sync() error
+}
+
+// Router holds the compiled routes. It is immutable and safe for
+// concurrent use; each input goroutine takes its own Writer.
+type Router struct {
+	routes     []route
+	dflt       int // output index, -1 if none
+	queues     []Queue
+	names      []string
+	chunkBytes []int
+	unrouted   *metrics.Counter
+	routed     []*metrics.Counter
+	log        *slog.Logger
+}
+
+type route struct {
+	match    []pattern
+	field    []byte
+	value    []byte
+	outputs  []int
+	cont     bool
+	hasField bool
+}
+
+// OutputQueue names one output's queue for NewRouter.
+type OutputQueue struct {
+	ID         string
+	Queue      Queue
+	ChunkBytes int // target entries bytes per chunk; 0 means 1 MiB
+}
+
+// NewRouter compiles routes. Every output named by a route or by
+// defaultOutput must be among outputs.
+func NewRouter(routes []config.Route, defaultOutput string, outputs []OutputQueue, set *metrics.Set, log *slog.Logger) (*Router, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	r := &Router{dflt: -1, log: log}
+	idx := map[string]int{}
+	for i, o := range outputs {
+		idx[o.ID] = i
+		r.queues = append(r.queues, o.Queue)
+		r.names = append(r.names, o.ID)
+		cb := o.ChunkBytes
+		if cb <= 0 {
+			cb = 1 << 20
+		}
+		r.chunkBytes = append(r.chunkBytes, cb)
+		r.routed = append(r.routed, set.GetOrCreateCounter(fmt.Sprintf(`sluice_events_routed_total{output=%q}`, o.ID)))
+	}
+	for i, rc := range routes {
+		var rt route
+		ps, err := parsePatterns(rc.Match)
+		if err != nil {
+			return nil, fmt.Errorf("route %d: match: %w", i+1, err)
+		}
+		rt.match = ps
+		if rc.Field != "" {
+			rt.hasField = true
+			rt.field = []byte(rc.Field)
+			rt.value = []byte(rc.Value)
+		}
+		for _, name := range rc.Outputs {
+			j, ok := idx[name]
+			if !ok {
+				return nil, fmt.Errorf("route %d: unknown output %q", i+1, name)
+			}
+			rt.outputs = append(rt.outputs, j)
+		}
+		rt.cont = rc.Continue
+		r.routes = append(r.routes, rt)
+	}
+	if defaultOutput != "" {
+		j, ok := idx[defaultOutput]
+		if !ok {
+			return nil, fmt.Errorf("default_output: unknown output %q", defaultOutput)
+		}
+		r.dflt = j
+	}
+	r.unrouted = set.GetOrCreateCounter(`sluice_events_unrouted_total`)
+	return r, nil
+}
+
+// Sync makes every queue durable. Inputs call it before committing offsets.
+func (r *Router) Sync() error {
+	var errs []error
+	for i, q := range r.queues {
+		if err := q.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("sync output %s: %w", r.names[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolve appends to dst the output indexes for an event. The result
+// depends only on the tag unless a route has a field condition.
+func (r *Router) resolve(dst []int, tag []byte, record []byte) []int {
+	matched := false
+	for i := range r.routes {
+		rt := &r.routes[i]
+		if !matchAny(rt.match, tag) {
+			continue
+		}
+		if rt.hasField {
+			v, ok := wire.LookupString(record, rt.field)
+			if !ok || string(v) != string(rt.value) {
+				continue
+			}
+		}
+		matched = true
+		for _, o := range rt.outputs {
+			dst = appendUnique(dst, o)
+		}
+		if !rt.cont {
+			break
+		}
+	}
+	if !matched && r.dflt >= 0 {
+		dst = append(dst, r.dflt)
+	}
+	return dst
+}
+
+func appendUnique(dst []int, v int) []int {
+	for _, x := range dst {
+		if x == v {
+			return dst
+		}
+	}
+	return append(dst, v)
+}
+
+// tagDependsOnRecord reports whether any route looks at the record, in which
+// case per-tag caching of route results is not possible.
+func (r *Router) tagDependsOnRecord() bool {
+	for _, rt := range r.routes {
+		if rt.hasField {
+			return true
+		}
+	}
+	return false
+}
