@@ -8,9 +8,9 @@ import (
 
 // pattern is one compiled Fluentd-style tag pattern:
 //
-//	*       one tag part:             app.*   matches app.web, not app or app.a.b
-//	**      zero or more tag parts:   app.**  matches app, app.web, app.a.b
-//	{a,b}   a or b (each may itself be a pattern)
+//   - one tag part:             app.*   matches app.web, not app or app.a.b
+//     **      zero or more tag parts:   app.**  matches app, app.web, app.a.b
+//     {a,b}   a or b (each may itself be a pattern)
 //
 // Several patterns separated by spaces match if any does. Matching is done
 // once per distinct tag; Writers cache the result.

@@ -213,4 +213,4 @@ func BenchmarkWriterAdd(b *testing.B) {
 type discardQueue struct{}
 
 func (discardQueue) Append(context.Context, []byte, int, []byte) error { return nil }
-func (discardQueue) Sync() error                                    { return nil }
+func (discardQueue) Sync() error                                       { return nil }
