@@ -147,7 +147,8 @@ type ForwardOutput struct {
 	// Defaults 1s and 60s.
 	RetryInitial time.Duration `yaml:"retry_initial"`
 	RetryMax     time.Duration `yaml:"retry_max"`
-	// MaxRetries gives up on a chunk after this many failed sends; 0 (default)
+	// MaxRetries gives up on a chunk after this many retries (MaxRetries+1
+	// failed sends; the chunk is dropped, counted and logged); 0 (default)
 	// retries forever (the data waits on disk).
 	MaxRetries int `yaml:"max_retries"`
 

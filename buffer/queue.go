@@ -1,0 +1,472 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+var (
+	// ErrClosed is returned by Append, Sync, Next and WaitEmpty after Close.
+	ErrClosed = errors.New("buffer: queue closed")
+	// ErrChunkTooLarge is returned (wrapped) by Append for a chunk whose
+	// frame does not fit in one segment.
+	ErrChunkTooLarge = errors.New("buffer: chunk larger than a segment")
+)
+
+// maxUnsynced bounds the rotated segments waiting for an fsync when Run is
+// not fsyncing them (interval policy): past it, Append fsyncs them itself.
+const maxUnsynced = 4
+
+// Queue is one output's durable disk queue. See the package doc for the
+// on-disk format and the guarantees.
+//
+// Lifecycle: Open, then Run in its own goroutine (interval fsync), then
+// Close. Close is idempotent and the Queue cannot be reused after it.
+//
+// Concurrency: Append, Sync, Stats, WaitEmpty and Ack are safe for
+// concurrent use. Next and Rewind belong to the single consumer; Ack may
+// come from any goroutine (for example a connection's ack reader).
+type Queue struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	m    queueMetrics
+
+	frames sync.Pool // *[]byte frame buffers, used by Append outside mu
+
+	// rhdr is the frame header scratch of the single consumer (Next),
+	// used outside mu.
+	rhdr [frameHeaderLen]byte
+
+	// mu guards everything below. File I/O that may be slow (fsync, and
+	// Next's reads) runs with mu released; the code that does it says how
+	// it stays consistent.
+	mu       sync.Mutex
+	closed   bool  // Close started: no new appends or reads
+	final    bool  // Close finished its final fsync
+	err      error // sticky write-side error: a failed fsync, or a write that could not be undone
+	done     chan struct{}
+	syncCond *sync.Cond // signalled when a sync finishes (syncing, syncedEpoch, final)
+
+	// Writer state, owned by Append under mu.
+	segs     []*segment // ascending sequence; the last one is the active segment
+	wf       *os.File   // active segment, opened for writing
+	total    int64      // sum of segs[i].size
+	unsynced []*os.File // rotated segments not yet fsynced; the syncer closes them
+	spare    []*os.File // recycled backing array for unsynced
+
+	// Durability. epoch counts changes that need an fsync; the syncer
+	// captures the dirty flags, fsyncs with mu released, then publishes
+	// syncedEpoch. Only one sync runs at a time (syncing).
+	epoch, syncedEpoch           uint64
+	syncing                      bool
+	syncRounds                   int // fsync rounds done, for tests
+	segDirty, ackDirty, dirDirty bool
+	dirf                         *os.File
+	ack                          *ackFile
+	ackPos                       ID // first position not known to be acked
+	ackErrLogged                 bool
+
+	// Consumer state. inflight[head:] are the chunks handed out by Next
+	// from ackPos up to readPos, in order; rdIdx is the next one Next
+	// re-delivers after a Rewind (len(inflight) when none).
+	inflight  []inflight
+	head      int
+	rdIdx     int
+	readPos   ID       // where the next new frame is read
+	rf        *os.File // read handle of segment rfSeq
+	rfSeq     uint64
+	cursorGen uint64 // bumped when Rewind or a drop moves the cursor under a running read
+
+	pending, pendingEvents int64
+	stats                  Stats
+
+	dataCh   chan struct{} // closed when a chunk is appended, if dataWait
+	dataWait bool
+	ackCh    chan struct{} // closed on acks, drops and deletions, if ackWait
+	ackWait  bool
+}
+
+// segment is the in-memory summary of one segment file.
+type segment struct {
+	seq   uint64
+	size  int64  // bytes in the file
+	end   int64  // end of the last valid frame; readers stop here
+	skips []span // damaged regions readers jump over
+
+	// Frames in this segment neither acked, dropped nor lost.
+	chunks, events, bytes int64
+}
+
+func (s *segment) skipAt(off int64) (int64, bool) {
+	for _, sp := range s.skips {
+		if sp.from <= off && off < sp.to {
+			return sp.to, true
+		}
+	}
+	return 0, false
+}
+
+// inflight is a chunk handed out by Next and not yet part of the acked
+// prefix.
+type inflight struct {
+	id, next ID // the frame's position and the position right after it
+	count    int
+	bytes    int // entries bytes
+	acked    bool
+}
+
+// Stats are the queue's numbers since Open (counters) and now (gauges).
+type Stats struct {
+	Bytes         int64 // sum of segment file sizes on disk
+	Segments      int
+	Pending       int64 // chunks appended or recovered and not yet acked, dropped or lost
+	PendingEvents int64
+	InFlight      int // chunks returned by Next and not yet acked
+
+	AppendedChunks, AppendedEvents, AppendedBytes int64 // bytes: entries bytes
+	AckedChunks                                   int64
+	DroppedChunks, DroppedEvents, DroppedBytes    int64 // by the DropOldest policy
+	CorruptChunks                                 int64 // damaged regions skipped or truncated
+	BadSegments                                   int64 // unreadable segment files renamed to .bad
+	TruncatedBytes                                int64 // damaged tail bytes cut off the last segment
+}
+
+type queueMetrics struct {
+	appendedChunks, appendedEvents, appendedBytes *metrics.Counter
+	ackedChunks                                   *metrics.Counter
+	droppedChunks, droppedEvents, droppedBytes    *metrics.Counter
+	corrupt, badSegments, truncatedBytes          *metrics.Counter
+	bytes, pending                                *metrics.Gauge
+}
+
+func newQueueMetrics(set *metrics.Set, name string) queueMetrics {
+	c := func(metric string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf("%s{output=%q}", metric, name))
+	}
+	g := func(metric string) *metrics.Gauge {
+		return set.GetOrCreateGauge(fmt.Sprintf("%s{output=%q}", metric, name), nil)
+	}
+	return queueMetrics{
+		appendedChunks: c("sluice_buffer_appended_chunks_total"),
+		appendedEvents: c("sluice_buffer_appended_events_total"),
+		appendedBytes:  c("sluice_buffer_appended_bytes_total"),
+		ackedChunks:    c("sluice_buffer_acked_chunks_total"),
+		droppedChunks:  c("sluice_buffer_dropped_chunks_total"),
+		droppedEvents:  c("sluice_buffer_dropped_events_total"),
+		droppedBytes:   c("sluice_buffer_dropped_bytes_total"),
+		corrupt:        c("sluice_buffer_corrupt_chunks_total"),
+		badSegments:    c("sluice_buffer_bad_segments_total"),
+		truncatedBytes: c("sluice_buffer_truncated_bytes_total"),
+		bytes:          g("sluice_buffer_bytes"),
+		pending:        g("sluice_buffer_pending_chunks"),
+	}
+}
+
+// Open opens or creates the queue in dir, recovering what a previous run
+// left: it verifies every frame from the persisted ack position on,
+// truncates a damaged tail of the last segment, skips damaged frames
+// elsewhere, renames unreadable segments to .bad, and starts a new active
+// segment. Damage is logged and counted, never returned: Open fails only
+// on real I/O problems (permissions, a full disk) or invalid options, and
+// when another Queue holds dir.
+func Open(dir string, opts Options) (*Queue, error) {
+	opts, err := opts.withDefaults(dir)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("buffer: create dir: %w", err)
+	}
+	q := &Queue{
+		dir:    dir,
+		opts:   opts,
+		log:    opts.Logger,
+		m:      newQueueMetrics(opts.Metrics, opts.Name),
+		done:   make(chan struct{}),
+		dataCh: make(chan struct{}),
+		ackCh:  make(chan struct{}),
+	}
+	q.syncCond = sync.NewCond(&q.mu)
+	q.frames.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+	if err := q.recover(); err != nil {
+		q.closeFiles()
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Queue) segPath(seq uint64) string {
+	return filepath.Join(q.dir, fmt.Sprintf("%020d.seg", seq))
+}
+
+// Append stores one chunk: count events of one tag whose Forward entries
+// are entries (stored verbatim). It returns after the frame is written to
+// the OS and, with FsyncAlways, fsynced. With overflow Block it waits for
+// space and returns ctx's error if ctx ends first. A chunk whose frame is
+// larger than SegmentBytes is rejected with ErrChunkTooLarge. Append
+// copies tag and entries; the caller may reuse them.
+func (q *Queue) Append(ctx context.Context, tag []byte, count int, entries []byte) error {
+	if count < 0 || uint64(count) > math.MaxUint32 {
+		return fmt.Errorf("buffer: invalid event count %d", count)
+	}
+	if len(tag) > maxTagLen {
+		return fmt.Errorf("buffer: tag of %d bytes is longer than %d", len(tag), maxTagLen)
+	}
+	if n := frameSize(len(tag), len(entries)); n > q.opts.SegmentBytes {
+		return fmt.Errorf("%w: frame of %d bytes, segment_bytes %d", ErrChunkTooLarge, n, q.opts.SegmentBytes)
+	}
+	bp := q.frames.Get().(*[]byte)
+	*bp = appendFrame((*bp)[:0], tag, count, entries)
+	err := q.write(ctx, *bp, count, len(entries))
+	q.frames.Put(bp)
+	return err
+}
+
+func (q *Queue) write(ctx context.Context, frame []byte, count, entriesLen int) error {
+	n := int64(len(frame))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		if q.closed {
+			return ErrClosed
+		}
+		if q.err != nil {
+			return q.err
+		}
+		if act := q.segs[len(q.segs)-1]; act.size > 0 && act.size+n > q.opts.SegmentBytes {
+			if err := q.rotateLocked(); err != nil {
+				return err
+			}
+		}
+		if q.total+n <= q.opts.MaxBytes {
+			break
+		}
+		if q.opts.Overflow == DropOldest {
+			q.dropLocked(n)
+			break
+		}
+		ch := q.waitAckLocked()
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			q.mu.Lock()
+			return ctx.Err()
+		case <-ch:
+		}
+		q.mu.Lock()
+	}
+	act := q.segs[len(q.segs)-1]
+	off := act.size
+	if _, err := q.wf.WriteAt(frame, off); err != nil {
+		werr := fmt.Errorf("buffer: write segment %d: %w", act.seq, err)
+		if terr := q.wf.Truncate(off); terr != nil {
+			q.err = fmt.Errorf("%w; undo: %v", werr, terr)
+			q.log.Error("buffer: write failed and could not be undone; queue stops accepting chunks", "err", q.err)
+		}
+		return werr
+	}
+	act.size += n
+	act.end = act.size
+	act.chunks++
+	act.events += int64(count)
+	act.bytes += int64(entriesLen)
+	q.total += n
+	q.pending++
+	q.pendingEvents += int64(count)
+	q.stats.AppendedChunks++
+	q.stats.AppendedEvents += int64(count)
+	q.stats.AppendedBytes += int64(entriesLen)
+	q.m.appendedChunks.Inc()
+	q.m.appendedEvents.Add(count)
+	q.m.appendedBytes.Add(entriesLen)
+	q.epoch++
+	q.segDirty = true
+	q.notifyDataLocked()
+	q.gaugesLocked()
+	if q.opts.FsyncAlways || len(q.unsynced) >= maxUnsynced {
+		return q.syncLocked()
+	}
+	return nil
+}
+
+// rotateLocked closes the active segment for writing and starts the next.
+// The old file is handed to the syncer, which fsyncs and closes it.
+func (q *Queue) rotateLocked() error {
+	seq := q.segs[len(q.segs)-1].seq + 1
+	f, err := createSegment(q.segPath(seq))
+	if err != nil {
+		return fmt.Errorf("buffer: create segment %d: %w", seq, err)
+	}
+	q.unsynced = append(q.unsynced, q.wf)
+	q.wf = f
+	q.segDirty = false // the old file's writes are covered by unsynced
+	q.segs = append(q.segs, &segment{seq: seq})
+	q.dirDirty = true
+	q.epoch++
+	if q.collectLocked() {
+		q.persistAckLocked()
+	}
+	return nil
+}
+
+// dropLocked deletes the oldest segments until need more bytes fit, never
+// the active one. Unacked chunks in them are counted as dropped, and the
+// consumer's cursors move past them.
+func (q *Queue) dropLocked(need int64) {
+	var chunks, events, bytes int64
+	var nseg int
+	var first, last uint64
+	for q.total+need > q.opts.MaxBytes && len(q.segs) > 1 {
+		s := q.removeOldestLocked()
+		if nseg == 0 {
+			first = s.seq
+		}
+		last = s.seq
+		nseg++
+		chunks += s.chunks
+		events += s.events
+		bytes += s.bytes
+	}
+	if nseg == 0 {
+		return
+	}
+	q.pending -= chunks
+	q.pendingEvents -= events
+	i := q.head
+	for i < len(q.inflight) && q.inflight[i].id.Segment <= last {
+		i++
+	}
+	q.head = i
+	q.rdIdx = max(q.rdIdx, q.head)
+	q.compactLocked()
+	if q.ackPos.Segment <= last {
+		q.ackPos = ID{Segment: q.segs[0].seq}
+		q.persistAckLocked()
+	}
+	if q.readPos.Segment <= last {
+		q.readPos = ID{Segment: q.segs[0].seq}
+	}
+	q.cursorGen++
+	q.stats.DroppedChunks += chunks
+	q.stats.DroppedEvents += events
+	q.stats.DroppedBytes += bytes
+	q.m.droppedChunks.AddInt64(chunks)
+	q.m.droppedEvents.AddInt64(events)
+	q.m.droppedBytes.AddInt64(bytes)
+	q.log.Warn("buffer: full; dropped oldest segments", "segments", nseg, "first", first, "last", last,
+		"chunks", chunks, "events", events, "bytes", bytes, "max_bytes", q.opts.MaxBytes)
+	q.notifyAckLocked()
+	q.gaugesLocked()
+}
+
+// removeOldestLocked deletes the oldest segment file. The caller accounts
+// for its pending chunks.
+func (q *Queue) removeOldestLocked() *segment {
+	s := q.segs[0]
+	q.segs = slices.Delete(q.segs, 0, 1)
+	q.total -= s.size
+	if q.rf != nil && q.rfSeq == s.seq {
+		q.rf.Close() // read-only handle: nothing to lose
+		q.rf = nil
+		q.cursorGen++
+	}
+	if err := os.Remove(q.segPath(s.seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		q.log.Error("buffer: remove segment", "segment", s.seq, "err", err)
+	}
+	q.dirDirty = true
+	q.epoch++
+	q.notifyAckLocked()
+	return s
+}
+
+// collectLocked deletes the leading segments whose every chunk is acked
+// and moves ackPos to the start of the first kept segment when it was at
+// the end of a deleted one. It reports whether ackPos changed.
+func (q *Queue) collectLocked() bool {
+	changed := false
+	for len(q.segs) > 1 {
+		s := q.segs[0]
+		atEnd := s.seq == q.ackPos.Segment && q.ackPos.Offset >= s.end
+		if s.seq >= q.ackPos.Segment && !atEnd {
+			break
+		}
+		q.removeOldestLocked()
+		q.pending -= s.chunks // zero unless the accounting is wrong
+		q.pendingEvents -= s.events
+		if atEnd {
+			q.ackPos = ID{Segment: q.segs[0].seq}
+			changed = true
+		}
+	}
+	q.gaugesLocked()
+	return changed
+}
+
+// Stats returns a snapshot of the queue's numbers.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.stats
+	s.Bytes = q.total
+	s.Segments = len(q.segs)
+	s.Pending = q.pending
+	s.PendingEvents = q.pendingEvents
+	for _, e := range q.inflight[q.head:] {
+		if !e.acked {
+			s.InFlight++
+		}
+	}
+	return s
+}
+
+func (q *Queue) gaugesLocked() {
+	q.m.bytes.Set(float64(q.total))
+	q.m.pending.Set(float64(q.pending))
+}
+
+// waitDataLocked returns a channel closed at the next append or at Close.
+func (q *Queue) waitDataLocked() <-chan struct{} {
+	q.dataWait = true
+	return q.dataCh
+}
+
+func (q *Queue) notifyDataLocked() {
+	if q.dataWait && !q.closed {
+		close(q.dataCh)
+		q.dataCh = make(chan struct{})
+		q.dataWait = false
+	}
+}
+
+// waitAckLocked returns a channel closed at the next ack, drop or segment
+// deletion, or at Close.
+func (q *Queue) waitAckLocked() <-chan struct{} {
+	q.ackWait = true
+	return q.ackCh
+}
+
+func (q *Queue) notifyAckLocked() {
+	if q.ackWait && !q.closed {
+		close(q.ackCh)
+		q.ackCh = make(chan struct{})
+		q.ackWait = false
+	}
+}
+
+// errorsIsEOF reports a short read of a segment: its data ends earlier
+// than the in-memory state says.
+func errorsIsEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}

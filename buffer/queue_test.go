@@ -1,0 +1,311 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+func TestOptionsValidation(t *testing.T) {
+	tests := map[string]struct {
+		opts Options
+		err  string
+	}{
+		"defaults":               {Options{}, ""},
+		"max below two segments": {Options{SegmentBytes: 1000, MaxBytes: 1999}, "at least twice segment bytes"},
+		"segment too small":      {Options{SegmentBytes: 10}, "segment bytes 10 out of range"},
+		"segment too large":      {Options{SegmentBytes: 2 << 30, MaxBytes: 8 << 30}, "out of range"},
+		"bad overflow":           {Options{Overflow: 7}, "invalid overflow policy 7"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			q, err := Open(t.TempDir(), tc.opts)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if q.opts.SegmentBytes != DefaultSegmentBytes || q.opts.MaxBytes != DefaultMaxBytes || q.opts.FsyncInterval != DefaultFsyncInterval {
+					t.Fatalf("defaults not applied: %+v", q.opts)
+				}
+				q.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestAppendRejectsBadChunks(t *testing.T) {
+	q := mustOpen(t, t.TempDir(), smallOpts())
+	ctx := context.Background()
+	err := q.Append(ctx, []byte("t"), 1, make([]byte, 200))
+	if !errors.Is(err, ErrChunkTooLarge) || !strings.Contains(err.Error(), "segment_bytes 200") {
+		t.Fatalf("oversized chunk: %v", err)
+	}
+	if err := q.Append(ctx, []byte("t"), -1, nil); err == nil {
+		t.Fatal("negative count accepted")
+	}
+	if err := q.Append(ctx, make([]byte, 70000), 1, nil); err == nil {
+		t.Fatal("70000-byte tag accepted")
+	}
+	// The largest chunk that fits is accepted, and nothing else was lost.
+	appendRange(t, q, 0, 1)
+	if err := q.Append(ctx, []byte("t"), 1, make([]byte, 200-minFrameLen-1)); err != nil {
+		t.Fatalf("largest chunk: %v", err)
+	}
+	if got := chunkIndex(t, next(t, q)); got != 0 {
+		t.Fatalf("got chunk %d", got)
+	}
+	if c := next(t, q); len(c.Entries) != 200-minFrameLen-1 {
+		t.Fatalf("largest chunk came back with %d bytes", len(c.Entries))
+	}
+}
+
+func TestDropOldest(t *testing.T) {
+	set := metrics.NewSet()
+	opts := Options{Name: "out", SegmentBytes: 200, MaxBytes: 400, Metrics: set}
+	q := mustOpen(t, t.TempDir(), opts)
+	appendRange(t, q, 0, 6) // segments 1 and 2 full: 354 bytes
+	// Chunk 0 acked, chunk 1 in flight, chunk 2 unread.
+	c0, c1 := next(t, q), next(t, q)
+	q.Ack(c0.ID)
+	appendRange(t, q, 6, 7) // segment 3 starts; 413 > 400 drops segment 1
+	st := q.Stats()
+	wantEvents := int64(testCount(1) + testCount(2))
+	if st.DroppedChunks != 2 || st.DroppedEvents != wantEvents || st.DroppedBytes != 2*entriesLen {
+		t.Fatalf("dropped %+v", st)
+	}
+	if st.Pending != 4 || st.Bytes != 4*testFrameLen || st.Segments != 2 || st.InFlight != 0 {
+		t.Fatalf("after drop %+v", st)
+	}
+	for name, want := range map[string]uint64{
+		`sluice_buffer_dropped_chunks_total{output="out"}`:  2,
+		`sluice_buffer_dropped_events_total{output="out"}`:  uint64(wantEvents),
+		`sluice_buffer_dropped_bytes_total{output="out"}`:   2 * entriesLen,
+		`sluice_buffer_acked_chunks_total{output="out"}`:    1,
+		`sluice_buffer_appended_chunks_total{output="out"}`: 7,
+	} {
+		if got := set.GetOrCreateCounter(name).Get(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+	if got := set.GetOrCreateGauge(`sluice_buffer_pending_chunks{output="out"}`, nil).Get(); got != 4 {
+		t.Errorf("pending gauge = %v", got)
+	}
+	q.Ack(c1.ID) // dropped: ignored
+	if st := q.Stats(); st.AckedChunks != 1 || st.Pending != 4 {
+		t.Fatalf("ack of dropped chunk counted: %+v", st)
+	}
+	if got, _ := drain(t, q); !equalInts(got, seq(3, 7)) {
+		t.Fatalf("after drop read %v", got)
+	}
+	// Drops are durable: a reopen resumes after them.
+	dir := q.dir
+	q.Close()
+	q = mustOpen(t, dir, opts)
+	if got, _ := drain(t, q); !equalInts(got, seq(3, 7)) {
+		t.Fatalf("after reopen read %v", got)
+	}
+}
+
+func TestBlockWaitsForAck(t *testing.T) {
+	opts := Options{Name: "t", SegmentBytes: 200, MaxBytes: 400, Overflow: Block}
+	q := mustOpen(t, t.TempDir(), opts)
+	appendRange(t, q, 0, 6)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Append(context.Background(), []byte("t"), testCount(6), testEntries(6))
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("append did not block: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// Acking two of segment 1's three chunks frees nothing.
+	cs := []Chunk{next(t, q), next(t, q), next(t, q)}
+	q.Ack(cs[0].ID)
+	q.Ack(cs[2].ID)
+	select {
+	case err := <-done:
+		t.Fatalf("append returned before space was freed: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	q.Ack(cs[1].ID)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("append still blocked after its space was freed")
+	}
+	if got, _ := drain(t, q); !equalInts(got, seq(3, 7)) {
+		t.Fatalf("read %v", got)
+	}
+	if st := q.Stats(); st.DroppedChunks != 0 {
+		t.Fatalf("block policy dropped: %+v", st)
+	}
+}
+
+func TestBlockedAppendCancel(t *testing.T) {
+	opts := Options{Name: "t", SegmentBytes: 200, MaxBytes: 400, Overflow: Block}
+	q := mustOpen(t, t.TempDir(), opts)
+	appendRange(t, q, 0, 6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := q.Append(ctx, []byte("t"), 1, testEntries(6)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	// A blocked Append also returns on Close.
+	done := make(chan error, 1)
+	go func() { done <- q.Append(context.Background(), []byte("t"), 1, testEntries(6)) }()
+	time.Sleep(20 * time.Millisecond)
+	q.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+	if st := q.Stats(); st.AppendedChunks != 6 {
+		t.Fatalf("cancelled appends were written: %+v", st)
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	mustOpen(t, dir, smallOpts())
+	if _, err := Open(dir, smallOpts()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestOpenIOError(t *testing.T) {
+	// A real I/O problem (here: the directory cannot be created because a
+	// file is in the way) is the one thing Open reports.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(filepath.Join(file, "q"), smallOpts())
+	if err == nil || !strings.Contains(err.Error(), "buffer: create dir") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	for _, always := range []bool{false, true} {
+		name := "interval"
+		if always {
+			name = "always"
+		}
+		t.Run(name, func(t *testing.T) {
+			const writers, perWriter = 4, 150
+			opts := Options{Name: "t", SegmentBytes: 1024, MaxBytes: 1 << 20, FsyncAlways: always, FsyncInterval: time.Millisecond}
+			q := mustOpen(t, t.TempDir(), opts)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var bg sync.WaitGroup
+			bg.Go(func() { q.Run(ctx) })
+
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for i := range perWriter {
+						if err := q.Append(ctx, []byte{byte('a' + w)}, i+1, []byte{byte(w), byte(i >> 8), byte(i)}); err != nil {
+							t.Error(err)
+							return
+						}
+						if i%50 == 0 {
+							if err := q.Sync(); err != nil {
+								t.Error(err)
+							}
+						}
+					}
+				})
+			}
+
+			// One consumer; three ackers ack in random order, and the
+			// consumer rewinds now and then.
+			acks := make(chan ID, 64)
+			for range 3 {
+				bg.Go(func() {
+					var batch []ID
+					flush := func() {
+						rand.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+						for _, id := range batch {
+							q.Ack(id)
+						}
+						batch = batch[:0]
+					}
+					for id := range acks {
+						batch = append(batch, id)
+						if len(batch) == 8 {
+							flush()
+						}
+					}
+					flush()
+				})
+			}
+			seen := make([]map[int]bool, writers)
+			last := make([]int, writers)
+			for w := range seen {
+				seen[w] = map[int]bool{}
+				last[w] = -1
+			}
+			got := 0
+			for got < writers*perWriter {
+				c, err := q.Next(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w, i := int(c.Entries[0]), int(c.Entries[1])<<8|int(c.Entries[2])
+				if string(c.Tag) != string(rune('a'+w)) || c.Count != i+1 {
+					t.Fatalf("chunk %s corrupted: %q %d %v", c.ID, c.Tag, c.Count, c.Entries)
+				}
+				if !seen[w][i] {
+					if i < last[w] {
+						t.Fatalf("writer %d: chunk %d after %d", w, i, last[w])
+					}
+					seen[w][i], last[w] = true, i
+					got++
+				}
+				if rand.IntN(40) == 0 {
+					q.Rewind() // unacked chunks come again; dedup above
+				} else {
+					acks <- c.ID
+				}
+			}
+			wg.Wait()
+			// Rewound chunks may still be unacked: ack whatever comes back.
+			close(acks)
+			for {
+				ctx2, cancel2 := context.WithTimeout(ctx, 20*time.Millisecond)
+				c, err := q.Next(ctx2)
+				cancel2()
+				if err != nil {
+					break
+				}
+				q.Ack(c.ID)
+			}
+			wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer wcancel()
+			if err := q.WaitEmpty(wctx); err != nil {
+				t.Fatalf("not empty: %v %+v", err, q.Stats())
+			}
+			cancel()
+			bg.Wait()
+			st := q.Stats()
+			if st.AppendedChunks != writers*perWriter || st.Segments != 1 || st.Bytes > opts.SegmentBytes {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}

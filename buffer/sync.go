@@ -1,0 +1,196 @@
+package buffer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// persistAckLocked writes ackPos to the ack file (fsynced by the next
+// sync). A failure only means more duplicates after a crash, so it is
+// logged, once, not returned.
+func (q *Queue) persistAckLocked() {
+	if err := q.ack.write(q.ackPos); err != nil {
+		if !q.ackErrLogged {
+			q.log.Error("buffer: persist ack position", "err", err)
+			q.ackErrLogged = true
+		}
+		return
+	}
+	q.ackDirty = true
+	q.epoch++
+}
+
+// Sync fsyncs everything appended and acked so far (group commit: callers
+// arriving during an fsync share the next one).
+func (q *Queue) Sync() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	return q.syncLocked()
+}
+
+// syncLocked makes every change up to the current epoch durable. It
+// releases mu during the fsyncs; while one goroutine fsyncs (syncing),
+// others wait for it and then start the next round, which covers all of
+// them.
+func (q *Queue) syncLocked() error {
+	target := q.epoch
+	for q.syncedEpoch < target {
+		switch {
+		case q.err != nil:
+			return q.err
+		case q.final:
+			return ErrClosed
+		case q.syncing || q.closed:
+			// Close fsyncs everything before it sets final.
+			q.syncCond.Wait()
+			continue
+		}
+		q.syncing = true
+		q.syncRounds++
+		t := q.epoch
+		files := q.unsynced
+		q.unsynced = q.spare[:0]
+		var wf *os.File
+		if q.segDirty {
+			wf = q.wf
+		}
+		ack, dir := q.ackDirty, q.dirDirty
+		q.segDirty, q.ackDirty, q.dirDirty = false, false, false
+		q.mu.Unlock()
+		// Only the syncer closes the files in files; Close waits for it.
+		err := q.fsync(files, wf, ack, dir)
+		q.mu.Lock()
+		clear(files)
+		q.spare = files[:0]
+		q.syncing = false
+		if err != nil {
+			q.err = fmt.Errorf("buffer: %w", err)
+			q.log.Error("buffer: fsync failed; queue stops accepting chunks", "err", err)
+		} else {
+			q.syncedEpoch = t
+		}
+		q.syncCond.Broadcast()
+	}
+	return nil
+}
+
+// fsync syncs (and closes) the rotated files, then the active segment, the
+// ack file and the directory as asked.
+func (q *Queue) fsync(files []*os.File, wf *os.File, ack, dir bool) error {
+	var errs []error
+	for _, f := range files {
+		if err := f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync %s: %w", filepath.Base(f.Name()), err))
+		}
+		if err := f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", filepath.Base(f.Name()), err))
+		}
+	}
+	if wf != nil {
+		if err := wf.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync %s: %w", filepath.Base(wf.Name()), err))
+		}
+	}
+	if ack {
+		if err := q.ack.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync ack file: %w", err))
+		}
+	}
+	if dir {
+		if err := q.dirf.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync dir: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run fsyncs every FsyncInterval when something changed. When ctx is done
+// it does a final fsync and returns its error; it returns nil at once if
+// the queue is closed. Fsync failures in the loop are logged and returned
+// by later Appends and Syncs.
+func (q *Queue) Run(ctx context.Context) error {
+	t := time.NewTicker(q.opts.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.done:
+			return nil
+		case <-ctx.Done():
+			if err := q.Sync(); err != nil && !errors.Is(err, ErrClosed) {
+				return err
+			}
+			return nil
+		case <-t.C:
+			q.mu.Lock()
+			if !q.closed {
+				_ = q.syncLocked() // logged by syncLocked; sticky for Append
+			}
+			q.mu.Unlock()
+		}
+	}
+}
+
+// Close fsyncs everything and closes the files. Appends and reads after
+// Close return ErrClosed; waiting Next, Append and WaitEmpty calls return
+// it too. Close is idempotent.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	q.closed = true
+	close(q.done)
+	close(q.dataCh)
+	close(q.ackCh)
+	q.dataWait, q.ackWait = false, false
+	for q.syncing {
+		q.syncCond.Wait()
+	}
+	var errs []error
+	if q.err == nil {
+		if err := q.fsync(q.unsynced, q.wf, true, true); err != nil {
+			q.err = fmt.Errorf("buffer: %w", err)
+			errs = append(errs, q.err)
+		} else {
+			q.syncedEpoch = q.epoch
+		}
+	} else {
+		for _, f := range q.unsynced {
+			f.Close()
+		}
+	}
+	q.unsynced = nil
+	q.final = true
+	q.syncCond.Broadcast()
+	if err := q.closeFiles(); err != nil {
+		errs = append(errs, fmt.Errorf("buffer: close: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// closeFiles closes the long-lived handles.
+func (q *Queue) closeFiles() error {
+	var errs []error
+	for _, f := range []*os.File{q.wf, q.rf, q.dirf} {
+		if f != nil {
+			if err := f.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if q.ack != nil {
+		if err := q.ack.f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	q.wf, q.rf, q.dirf = nil, nil, nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,103 @@
+package docker
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// payload200 is a typical 200-byte application log line.
+var payload200 = `2024-01-02T03:04:05.123Z INFO  http: GET /api/v1/orders/12345?expand=items&limit=50 200 OK 12.3ms ` +
+	`user=42 trace=4bf92f3577b34da6a3ce929d0e0e4736 span=00f067aa0ba902b7 bytes=5123 ua=curl/8.5.0 ...`
+
+// benchLine returns a json-file line (without "\n") whose payload is
+// exactly 200 bytes, padded or cut.
+func benchLine(b *testing.B, payload string) []byte {
+	payload = (payload + strings.Repeat(".", 200))[:200]
+	line := jl(payload+"\n", "stdout")
+	return []byte(strings.TrimSuffix(line, "\n"))
+}
+
+func BenchmarkParse(b *testing.B) {
+	line := benchLine(b, payload200)
+	var p parser
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := p.parse(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseEscaped(b *testing.B) {
+	// encoding/json escapes <, >, & like Docker, plus quotes and a tab.
+	line := benchLine(b, strings.Repeat(`<a href="x">&	</a> `, 12))
+	var p parser
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		if _, err := p.parse(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// discardQueue accepts every chunk and keeps nothing.
+type discardQueue struct{}
+
+func (discardQueue) Append(context.Context, []byte, int, []byte) error { return nil }
+func (discardQueue) Sync() error                                       { return nil }
+
+// BenchmarkReadParseAdd measures the whole hot path for 200-byte payload
+// lines: pread, split, parse, record, tag, Writer.Add, Flush per turn. One
+// op is one line.
+func BenchmarkReadParseAdd(b *testing.B) {
+	for _, parseJSON := range []bool{false, true} {
+		name := "plain"
+		payload := payload200
+		if parseJSON {
+			name = "parse_json"
+			payload = `{"level":"info","ts":"2024-01-02T03:04:05.123Z","msg":"GET /api/v1/orders/12345 200","user":42,"ms":12.3,"trace":"4bf92f3577b34da6a3ce929d0e0e4736","ok":true,"x":"`
+			payload += strings.Repeat("y", 198-len(payload)) + `"}`
+		}
+		b.Run(name, func(b *testing.B) {
+			h := newHarness(b)
+			path := h.container(idA, "/web", map[string]string{"app": "shop"})
+			line := string(benchLine(b, payload)) + "\n"
+			const n = 20000
+			appendFile(b, path, strings.Repeat(line, n))
+			cfg := testCfg(h.root)
+			cfg.ParseJSON = parseJSON
+			in, err := New("dk", cfg, h.dataDir, newRouter(b, discardQueue{}), nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in.w = in.r.NewWriter()
+			in.scan(time.Now())
+			f := in.containers[idA].files[0]
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(line)))
+			b.ResetTimer()
+			start := time.Now()
+			done := uint64(0)
+			for done < uint64(b.N) {
+				before := in.nLines
+				if _, err := in.turn(ctx, f); err != nil {
+					b.Fatal(err)
+				}
+				done += in.nLines - before
+				if f.readOff == int64(n*len(line)) {
+					f.readOff, f.commit = 0, 0
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(done)/time.Since(start).Seconds(), "lines/s")
+			in.closeAll()
+			_ = os.Remove(path)
+		})
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package docker
+
+import "os"
+
+// fileID has no device and inode to offer on this platform; files are then
+// matched by fingerprint alone.
+func fileID(os.FileInfo) (dev, ino uint64) { return 0, 0 }

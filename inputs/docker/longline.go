@@ -1,0 +1,386 @@
+package docker
+
+import (
+	"bytes"
+	"unicode/utf8"
+)
+
+// longLine parses one physical line that does not fit in the read buffer,
+// piece by piece, as the pieces are read. It keeps at most max bytes of the
+// unescaped "log" value and at most max bytes of the raw line (the fallback
+// record if the line turns out malformed); everything past that is parsed
+// (to find "stream" and "time" and the end of the line) but not stored.
+//
+// It accepts the same grammar as parser.parse.
+type longLine struct {
+	start int64 // file offset of the line's first byte
+	max   int
+
+	raw     []byte // first max bytes of the raw line
+	rawLen  int64
+	log     []byte // first max bytes of the unescaped "log"
+	logLen  int64  // full unescaped length
+	logLast byte   // last unescaped byte of "log"
+	sawLog  bool
+	stream  []byte
+	timeRaw []byte
+	sawTime bool
+
+	st     llState
+	target llTarget // what the current string is decoded into
+	key    []byte   // current key, at most 8 bytes kept
+	keyLen int
+	esc    [6]byte // escape sequence being collected, starting with '\\'
+	escN   int
+	high   rune // pending high surrogate
+	depth  int  // nesting inside a skipped value
+	inStr  bool // inside a string of a skipped nested value
+	strEsc bool // after a backslash in a skipped string
+	err    error
+}
+
+type llState uint8
+
+const (
+	llBegin      llState = iota // expect '{'
+	llKeyOrEnd                  // after '{': '"' or '}'
+	llKeyStart                  // after ',': '"'
+	llString                    // inside a key or decoded string value
+	llColon                     // expect ':'
+	llValue                     // expect a value
+	llSkipString                // inside a skipped top-level string
+	llNested                    // inside a skipped object or array
+	llScalar                    // inside a skipped literal or number
+	llAfter                     // expect ',' or '}'
+	llEnd                       // after the closing '}': whitespace only
+	llBad                       // malformed; skip to the end of the line
+)
+
+type llTarget uint8
+
+const (
+	tKey llTarget = iota
+	tLog
+	tStream
+	tTime
+)
+
+const keyKeep = 8
+
+func (ll *longLine) reset(start int64, max int) {
+	*ll = longLine{
+		start: start, max: max,
+		raw: ll.raw[:0], log: ll.log[:0], stream: ll.stream[:0],
+		timeRaw: ll.timeRaw[:0], key: ll.key[:0],
+	}
+}
+
+// feed consumes p up to and including the first '\n'. It returns the number
+// of bytes consumed and whether the line ended.
+func (ll *longLine) feed(p []byte) (int, bool) {
+	k := bytes.IndexByte(p, '\n')
+	piece := p
+	if k >= 0 {
+		piece = p[:k]
+	}
+	if room := ll.max - len(ll.raw); room > 0 {
+		ll.raw = append(ll.raw, piece[:min(room, len(piece))]...)
+	}
+	ll.rawLen += int64(len(piece))
+	for i := 0; i < len(piece); i++ {
+		if ll.st == llBad {
+			break
+		}
+		// Bulk copy of plain bytes of the log value.
+		if ll.st == llString && ll.target == tLog && ll.escN == 0 && ll.high == 0 {
+			j := i
+			for j < len(piece) && piece[j] != '"' && piece[j] != '\\' {
+				j++
+			}
+			if j > i {
+				ll.appendLog(piece[i:j])
+				i = j
+				if i == len(piece) {
+					break
+				}
+			}
+		}
+		ll.step(piece[i])
+	}
+	if k >= 0 {
+		return k + 1, true
+	}
+	return len(p), false
+}
+
+// result finishes the line. It reports ok=false for a malformed line, whose
+// raw bytes are in ll.raw.
+func (ll *longLine) result() (l line, ok bool) {
+	if ll.st != llEnd || !ll.sawLog {
+		return l, false
+	}
+	l.log = ll.log
+	l.stream = ll.stream
+	if ll.sawTime {
+		t, ok := parseTime(ll.timeRaw)
+		if !ok {
+			return l, false
+		}
+		l.time, l.hasTime = t, true
+	}
+	return l, true
+}
+
+// logTruncated reports whether the "log" value was longer than max.
+func (ll *longLine) logTruncated() bool { return ll.logLen > int64(len(ll.log)) }
+
+func (ll *longLine) fail(err error) {
+	ll.st = llBad
+	ll.err = err
+}
+
+func (ll *longLine) step(c byte) {
+	switch ll.st {
+	case llBegin:
+		if isWS(c) {
+			return
+		}
+		if c != '{' {
+			ll.fail(errNotObject)
+			return
+		}
+		ll.st = llKeyOrEnd
+	case llKeyOrEnd, llKeyStart:
+		if isWS(c) {
+			return
+		}
+		if c == '}' && ll.st == llKeyOrEnd {
+			ll.st = llEnd
+			return
+		}
+		if c != '"' {
+			ll.fail(errSyntax)
+			return
+		}
+		ll.key = ll.key[:0]
+		ll.keyLen = 0
+		ll.target = tKey
+		ll.st = llString
+	case llString:
+		ll.stringByte(c)
+	case llColon:
+		if isWS(c) {
+			return
+		}
+		if c != ':' {
+			ll.fail(errSyntax)
+			return
+		}
+		ll.st = llValue
+	case llValue:
+		if isWS(c) {
+			return
+		}
+		field := ll.keyLen == len(ll.key) // key fully kept
+		k := string(ll.key)
+		switch {
+		case field && k == "log":
+			if c != '"' {
+				ll.fail(errNoLog)
+				return
+			}
+			ll.log, ll.logLen, ll.sawLog = ll.log[:0], 0, true
+			ll.target, ll.st = tLog, llString
+		case field && k == "stream":
+			if c != '"' {
+				ll.fail(errBadStream)
+				return
+			}
+			ll.stream = ll.stream[:0]
+			ll.target, ll.st = tStream, llString
+		case field && k == "time":
+			if c != '"' {
+				ll.fail(errBadTime)
+				return
+			}
+			ll.timeRaw, ll.sawTime = ll.timeRaw[:0], true
+			ll.target, ll.st = tTime, llString
+		case c == '"':
+			ll.st, ll.strEsc = llSkipString, false
+		case c == '{' || c == '[':
+			ll.st, ll.depth, ll.inStr, ll.strEsc = llNested, 1, false, false
+		case c == ',' || c == '}' || c == ']' || c == ':':
+			ll.fail(errSyntax)
+		default:
+			ll.st = llScalar
+		}
+	case llSkipString:
+		switch {
+		case ll.strEsc:
+			ll.strEsc = false
+		case c == '\\':
+			ll.strEsc = true
+		case c == '"':
+			ll.st = llAfter
+		}
+	case llNested:
+		switch {
+		case ll.inStr && ll.strEsc:
+			ll.strEsc = false
+		case ll.inStr && c == '\\':
+			ll.strEsc = true
+		case ll.inStr && c == '"':
+			ll.inStr = false
+		case ll.inStr:
+		case c == '"':
+			ll.inStr = true
+		case c == '{' || c == '[':
+			ll.depth++
+			if ll.depth > maxDepth {
+				ll.fail(errTooDeep)
+			}
+		case c == '}' || c == ']':
+			ll.depth--
+			if ll.depth == 0 {
+				ll.st = llAfter
+			}
+		}
+	case llScalar:
+		switch {
+		case isWS(c):
+			ll.st = llAfter
+		case c == ',':
+			ll.st = llKeyStart
+		case c == '}':
+			ll.st = llEnd
+		}
+	case llAfter:
+		switch {
+		case isWS(c):
+		case c == ',':
+			ll.st = llKeyStart
+		case c == '}':
+			ll.st = llEnd
+		default:
+			ll.fail(errSyntax)
+		}
+	case llEnd:
+		if !isWS(c) {
+			ll.fail(errSyntax)
+		}
+	}
+}
+
+// stringByte handles one byte inside a decoded string (key, log, stream,
+// time), decoding escapes across piece boundaries.
+func (ll *longLine) stringByte(c byte) {
+	if ll.escN > 0 {
+		ll.esc[ll.escN] = c
+		ll.escN++
+		if ll.escN == 2 && c != 'u' {
+			ll.escN = 0
+			b, ok := simpleEscape(c)
+			if !ok {
+				ll.fail(errBadEscape)
+				return
+			}
+			ll.flushHigh()
+			ll.emit(b)
+			return
+		}
+		if ll.escN < 6 {
+			return
+		}
+		ll.escN = 0
+		r, ok := hex4(ll.esc[2:6])
+		if !ok {
+			ll.fail(errBadEscape)
+			return
+		}
+		if ll.high != 0 {
+			h := ll.high
+			ll.high = 0
+			if r >= 0xDC00 && r < 0xE000 {
+				ll.emitRune(0x10000 + (h-0xD800)<<10 + (r - 0xDC00))
+				return
+			}
+			ll.emitRune(utf8.RuneError)
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			ll.high = r
+		case r >= 0xDC00 && r < 0xE000:
+			ll.emitRune(utf8.RuneError)
+		default:
+			ll.emitRune(r)
+		}
+		return
+	}
+	if c == '\\' {
+		ll.esc[0] = c
+		ll.escN = 1
+		return
+	}
+	ll.flushHigh()
+	if c == '"' {
+		switch ll.target {
+		case tKey:
+			ll.st = llColon
+		case tStream:
+			if len(ll.stream) > maxStreamLen {
+				ll.fail(errBadStream)
+				return
+			}
+			ll.st = llAfter
+		default:
+			ll.st = llAfter
+		}
+		return
+	}
+	ll.emit(c)
+}
+
+func (ll *longLine) flushHigh() {
+	if ll.high != 0 {
+		ll.high = 0
+		ll.emitRune(utf8.RuneError)
+	}
+}
+
+func (ll *longLine) emitRune(r rune) {
+	var b [utf8.UTFMax]byte
+	n := utf8.EncodeRune(b[:], r)
+	for _, c := range b[:n] {
+		ll.emit(c)
+	}
+}
+
+func (ll *longLine) emit(c byte) {
+	switch ll.target {
+	case tKey:
+		if len(ll.key) < keyKeep {
+			ll.key = append(ll.key, c)
+		}
+		ll.keyLen++
+	case tLog:
+		ll.appendLog([]byte{c})
+	case tStream:
+		if len(ll.stream) <= maxStreamLen {
+			ll.stream = append(ll.stream, c)
+		}
+	case tTime:
+		if len(ll.timeRaw) < 64 {
+			ll.timeRaw = append(ll.timeRaw, c)
+		}
+	}
+}
+
+func (ll *longLine) appendLog(b []byte) {
+	if room := ll.max - len(ll.log); room > 0 {
+		ll.log = append(ll.log, b[:min(room, len(b))]...)
+	}
+	ll.logLen += int64(len(b))
+	ll.logLast = b[len(b)-1]
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

@@ -1,0 +1,487 @@
+package docker
+
+import (
+	"bytes"
+	"errors"
+	"unicode/utf8"
+)
+
+// Parse errors. They are sentinels so that the hot path never allocates,
+// even for bad input.
+var (
+	errNotObject    = errors.New("line is not a JSON object")
+	errSyntax       = errors.New("invalid JSON syntax")
+	errUnterminated = errors.New("unterminated string")
+	errBadEscape    = errors.New("invalid escape sequence")
+	errNoLog        = errors.New(`no string "log" field`)
+	errBadStream    = errors.New(`"stream" is not a short string`)
+	errBadTime      = errors.New(`"time" is not an RFC 3339 timestamp`)
+	errTooDeep      = errors.New("JSON nested too deeply")
+)
+
+// maxStreamLen bounds the "stream" value; Docker writes "stdout" or "stderr".
+const maxStreamLen = 64
+
+// line is one parsed json-file line. log and stream point into the parser's
+// scratch buffers or into the input line and are valid until the next parse.
+type line struct {
+	log     []byte // unescaped "log", with Docker's trailing "\n" if any
+	stream  []byte
+	time    int64 // ns since the epoch, valid if hasTime
+	hasTime bool
+}
+
+// parser parses json-file lines. Its scratch buffers are reused, so a
+// parser is not safe for concurrent use.
+type parser struct {
+	logBuf    []byte
+	streamBuf []byte
+	keyBuf    []byte
+}
+
+// parse parses one line (without its "\n"):
+//
+//	{"log":"...","stream":"stdout","attrs":{...},"time":"2024-01-02T03:04:05.1Z"}
+//
+// Keys may come in any order, unknown keys (attrs) are skipped, whitespace
+// between tokens is allowed. "log" must be present and a string; "stream"
+// and "time", if present, must be strings.
+func (p *parser) parse(b []byte) (line, error) {
+	var l line
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return l, errNotObject
+	}
+	i = skipWS(b, i+1)
+	if i >= len(b) {
+		return l, errSyntax
+	}
+	sawLog := false
+	if b[i] == '}' {
+		return l, errNoLog
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return l, errSyntax
+		}
+		// Key: raw bytes unless it contains an escape.
+		ks := i + 1
+		k := bytes.IndexByte(b[ks:], '"')
+		if k < 0 {
+			return l, errUnterminated
+		}
+		key := b[ks : ks+k]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var err error
+			p.keyBuf, i, err = appendUnescaped(p.keyBuf[:0], b, ks)
+			if err != nil {
+				return l, err
+			}
+			key = p.keyBuf
+		} else {
+			i = ks + k + 1
+		}
+		i = skipWS(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return l, errSyntax
+		}
+		i = skipWS(b, i+1)
+		if i >= len(b) {
+			return l, errSyntax
+		}
+		switch string(key) {
+		case "log":
+			if b[i] != '"' {
+				return l, errNoLog
+			}
+			var err error
+			p.logBuf, i, err = appendUnescaped(p.logBuf[:0], b, i+1)
+			if err != nil {
+				return l, err
+			}
+			l.log = p.logBuf
+			sawLog = true
+		case "stream":
+			if b[i] != '"' {
+				return l, errBadStream
+			}
+			s, end, err := p.rawOrUnescaped(b, i+1)
+			if err != nil {
+				return l, err
+			}
+			if len(s) > maxStreamLen {
+				return l, errBadStream
+			}
+			l.stream, i = s, end
+		case "time":
+			if b[i] != '"' {
+				return l, errBadTime
+			}
+			k := bytes.IndexByte(b[i+1:], '"')
+			if k < 0 {
+				return l, errUnterminated
+			}
+			t, ok := parseTime(b[i+1 : i+1+k])
+			if !ok {
+				return l, errBadTime
+			}
+			l.time, l.hasTime = t, true
+			i += k + 2
+		default:
+			var err error
+			if i, err = skipValue(b, i, 0); err != nil {
+				return l, err
+			}
+		}
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return l, errSyntax
+		}
+		if b[i] == ',' {
+			i = skipWS(b, i+1)
+			continue
+		}
+		if b[i] != '}' {
+			return l, errSyntax
+		}
+		if skipWS(b, i+1) != len(b) {
+			return l, errSyntax
+		}
+		break
+	}
+	if !sawLog {
+		return l, errNoLog
+	}
+	return l, nil
+}
+
+// rawOrUnescaped returns the string starting after the quote at s[i:], as a
+// view into s when it has no escapes, else unescaped into p.streamBuf.
+func (p *parser) rawOrUnescaped(s []byte, i int) ([]byte, int, error) {
+	k := bytes.IndexByte(s[i:], '"')
+	if k < 0 {
+		return nil, i, errUnterminated
+	}
+	if bytes.IndexByte(s[i:i+k], '\\') < 0 {
+		return s[i : i+k], i + k + 1, nil
+	}
+	var err error
+	p.streamBuf, i, err = appendUnescaped(p.streamBuf[:0], s, i)
+	return p.streamBuf, i, err
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// appendUnescaped decodes the JSON string whose content starts at s[i]
+// (just after the opening quote), appends it to dst and returns the index
+// just past the closing quote. Raw control characters and invalid UTF-8 are
+// passed through; escapes are decoded as encoding/json does (lone
+// surrogates become U+FFFD).
+func appendUnescaped(dst, s []byte, i int) ([]byte, int, error) {
+	q := -1 // index of the next '"' at or after i, once known
+	for {
+		if q < i {
+			k := bytes.IndexByte(s[i:], '"')
+			if k < 0 {
+				return dst, len(s), errUnterminated
+			}
+			q = i + k
+		}
+		seg := s[i:q]
+		j := bytes.IndexByte(seg, '\\')
+		if j < 0 {
+			return append(dst, seg...), q + 1, nil
+		}
+		dst = append(dst, seg[:j]...)
+		i += j
+		var err error
+		if dst, i, err = appendEscape(dst, s, i); err != nil {
+			return dst, i, err
+		}
+	}
+}
+
+// appendEscape decodes the escape sequence at s[i] == '\\'.
+func appendEscape(dst, s []byte, i int) ([]byte, int, error) {
+	if i+1 >= len(s) {
+		return dst, i, errBadEscape
+	}
+	if c, ok := simpleEscape(s[i+1]); ok {
+		return append(dst, c), i + 2, nil
+	}
+	if s[i+1] != 'u' {
+		return dst, i, errBadEscape
+	}
+	r, ok := hex4(s[i+2:])
+	if !ok {
+		return dst, i, errBadEscape
+	}
+	i += 6
+	if r >= 0xD800 && r < 0xE000 {
+		// A high surrogate followed by an escaped low surrogate forms one
+		// code point; anything else is a lone surrogate.
+		if r < 0xDC00 && i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
+			if r2, ok := hex4(s[i+2:]); ok && r2 >= 0xDC00 && r2 < 0xE000 {
+				return utf8.AppendRune(dst, 0x10000+(r-0xD800)<<10+(r2-0xDC00)), i + 6, nil
+			}
+		}
+		r = utf8.RuneError
+	}
+	return utf8.AppendRune(dst, r), i, nil
+}
+
+// simpleEscape maps the byte after '\\' of a one-character escape.
+func simpleEscape(c byte) (byte, bool) {
+	switch c {
+	case 'n':
+		return '\n', true
+	case '"', '\\', '/':
+		return c, true
+	case 't':
+		return '\t', true
+	case 'r':
+		return '\r', true
+	case 'b':
+		return '\b', true
+	case 'f':
+		return '\f', true
+	}
+	return 0, false
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(v)
+	}
+	return r, true
+}
+
+// maxDepth bounds nesting in skipped values and parsed payloads.
+const maxDepth = 64
+
+// skipValue returns the index just past the JSON value at s[i]. It checks
+// structure (brackets, strings, escapes) but not the grammar of literals.
+func skipValue(s []byte, i, depth int) (int, error) {
+	if i >= len(s) {
+		return i, errSyntax
+	}
+	switch c := s[i]; c {
+	case '"':
+		return skipString(s, i+1)
+	case '{', '[':
+		if depth >= maxDepth {
+			return i, errTooDeep
+		}
+		closing := byte('}')
+		if c == '[' {
+			closing = ']'
+		}
+		i = skipWS(s, i+1)
+		if i < len(s) && s[i] == closing {
+			return i + 1, nil
+		}
+		for {
+			var err error
+			if c == '{' {
+				if i >= len(s) || s[i] != '"' {
+					return i, errSyntax
+				}
+				if i, err = skipString(s, i+1); err != nil {
+					return i, err
+				}
+				i = skipWS(s, i)
+				if i >= len(s) || s[i] != ':' {
+					return i, errSyntax
+				}
+				i = skipWS(s, i+1)
+			}
+			if i, err = skipValue(s, i, depth+1); err != nil {
+				return i, err
+			}
+			i = skipWS(s, i)
+			if i >= len(s) {
+				return i, errSyntax
+			}
+			if s[i] == closing {
+				return i + 1, nil
+			}
+			if s[i] != ',' {
+				return i, errSyntax
+			}
+			i = skipWS(s, i+1)
+		}
+	default:
+		start := i
+		for i < len(s) {
+			switch s[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				if i == start {
+					return i, errSyntax
+				}
+				return i, nil
+			}
+			i++
+		}
+		if i == start {
+			return i, errSyntax
+		}
+		return i, nil
+	}
+}
+
+// skipString returns the index just past the closing quote of the string
+// whose content starts at s[i].
+func skipString(s []byte, i int) (int, error) {
+	for {
+		k := bytes.IndexByte(s[i:], '"')
+		if k < 0 {
+			return len(s), errUnterminated
+		}
+		// The quote is escaped if preceded by an odd number of backslashes.
+		n := 0
+		for j := i + k - 1; j >= i && s[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
+			return i + k + 1, nil
+		}
+		i += k + 1
+	}
+}
+
+// parseTime parses an RFC 3339 timestamp with optional fraction (1 to 9
+// digits, as Go's RFC3339Nano trims zeros) and a Z or ±hh:mm offset into
+// nanoseconds since the epoch, without allocating.
+func parseTime(b []byte) (int64, bool) {
+	// 2006-01-02T15:04:05[.999999999](Z|±07:00)
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't' && b[10] != ' ') ||
+		b[13] != ':' || b[16] != ':' {
+		return 0, false
+	}
+	year, ok1 := digits(b[0:4])
+	month, ok2 := digits(b[5:7])
+	day, ok3 := digits(b[8:10])
+	hour, ok4 := digits(b[11:13])
+	minute, ok5 := digits(b[14:16])
+	sec, ok6 := digits(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
+		month < 1 || month > 12 || day < 1 || day > daysIn(year, month) ||
+		hour > 23 || minute > 59 || sec > 59 {
+		return 0, false
+	}
+	i := 19
+	var nsec int64
+	if b[i] == '.' {
+		i++
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if i-start < 9 {
+				nsec = nsec*10 + int64(b[i]-'0')
+			}
+			i++
+		}
+		n := i - start
+		if n == 0 || n > 9 {
+			return 0, false
+		}
+		for ; n < 9; n++ {
+			nsec *= 10
+		}
+	}
+	if i >= len(b) {
+		return 0, false
+	}
+	var offset int64
+	switch b[i] {
+	case 'Z', 'z':
+		i++
+	case '+', '-':
+		if len(b)-i != 6 || b[i+3] != ':' {
+			return 0, false
+		}
+		oh, ok1 := digits(b[i+1 : i+3])
+		om, ok2 := digits(b[i+4 : i+6])
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return 0, false
+		}
+		offset = int64(oh*3600 + om*60)
+		if b[i] == '-' {
+			offset = -offset
+		}
+		i += 6
+	default:
+		return 0, false
+	}
+	if i != len(b) {
+		return 0, false
+	}
+	days := daysFromCivil(year, month, day)
+	secs := days*86400 + int64(hour*3600+minute*60+sec) - offset
+	return secs*1e9 + nsec, true
+}
+
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil returns the days since 1970-01-01 of a proleptic Gregorian
+// date (Howard Hinnant's algorithm).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}

@@ -1,0 +1,146 @@
+// Package forward is the Fluentd Forward protocol v1 input: a server that
+// Docker's fluentd log driver, ECS FireLens, Fluent Bit, Fluentd and any
+// Forward client can send to, on TCP (default 127.0.0.1:24224, optionally
+// TLS), on a unix socket, with the UDP heartbeat on the TCP port number.
+//
+// # Invariants
+//
+//   - An ack is sent only after the events of its request were handed to
+//     every queue they route to: each connection goroutine decodes every
+//     complete request in its read buffer into its own pipeline.Writer, then
+//     calls Writer.Flush, and only when Flush returned nil writes the
+//     {"ack": chunk} replies of those requests (the chunk echoed byte for
+//     byte, trailing "\n" included). Whether "handed to the queue" survives
+//     power loss and not only kill -9 is the queue's fsync policy ("always"
+//     fsyncs before Flush returns). If Flush fails, the acks are withheld and
+//     the connection closed, so the client resends.
+//   - Requests are batched across the read buffer: Docker's driver writes one
+//     Message per event, and all the events that arrived together are added
+//     and flushed once (a request with a chunk still gets its ack in the
+//     same round). A flush happens whenever the buffer holds no further
+//     complete request.
+//   - Memory is bounded per connection: the read buffer starts at 64 KiB and
+//     grows only while one request does not fit, never beyond
+//     max_message_bytes (a request announcing more is refused as soon as its
+//     header is read, before its bytes arrive); decompression stops at
+//     max_decompressed_bytes (a gzip bomb is refused); at most 16 partial
+//     lines of at most max_partial_bytes each are held. Buffers shrink back
+//     when idle. Refusals are logged, counted
+//     (sluice_input_limit_violations_total{limit=...}) and close the
+//     connection after the earlier requests were flushed and acked.
+//   - Accepting never waits on an output: listeners are bound when Run
+//     starts (before anything else happens), connections beyond
+//     max_connections are accepted and closed at once (logged at most every
+//     10 s, counted), and with the default drop_oldest overflow a queue never
+//     blocks a connection.
+//   - Nothing is dropped silently: invalid events (time not an integer or
+//     EventTime, record not a map, tag not a string) are skipped like
+//     Fluentd's skip_invalid_event, counted and logged (rate-limited), and
+//     their request is still acked, as in_forward does, because resending
+//     cannot fix them. Non-array values are skipped and counted. Bytes that
+//     are not msgpack, and a corrupt compressed payload, close the
+//     connection without an ack for that request.
+//   - Run returns only after every connection goroutine exited. At shutdown
+//     each connection reads on for 250 ms, flushes, sends its last acks and
+//     closes; after 5 s more, stuck ones are cut.
+//
+// # Protocol
+//
+// All four modes (Message, Forward, PackedForward, CompressedPackedForward
+// with gzip, several members, or zstd), integer and EventTime times, str or
+// bin entries, option maps present, absent or empty, compressed "text",
+// Fluent Bit's [[time, metadata], record] entries (metadata dropped), and
+// the msgpack nil heartbeat are decoded by internal/wire. This package
+// frames the stream itself (a resumable scanner, so a large request that
+// trickles in is scanned once) and hands wire.ReadRequest one complete
+// request at a time.
+//
+// With security configured, the handshake follows Fluentd 1.14's in_forward
+// byte for byte: HELO {nonce: 16 random bytes, auth: 16 random bytes,
+// keepalive: true}, then the PING is checked for shape, shared key digest,
+// and (with users) username and password digest, answered by
+// ["PONG", true, "", self_hostname, digest], or by
+// ["PONG", false, "invalid ping message" | "shared_key mismatch" |
+// "username/password mismatch", "", ""] and a close.
+//
+// # Records
+//
+// A record of Docker's fluentd driver (a map with str container_id, source
+// and log; formats.md §2.1) is stored in the docker input's shape:
+//
+//	log             the line, no trailing newline (partial lines joined)
+//	stream          "stdout" or "stderr" (the driver's source)
+//	container_id    full id
+//	container_name  without the leading "/" (the short id if absent)
+//	labels          map of the driver's extra attributes (its labels,
+//	                labels-regex, env and env-regex log-opts), sorted by
+//	                key; absent when there are none
+//	ecs_cluster, ecs_task_arn, ecs_task_definition, ec2_instance_id
+//	                FireLens fields, kept top-level as sent
+//	partial_*       only on a fragment that could not be joined (below)
+//	...             with parse_json, the fields of a JSON object log
+//	                payload, top-level; keys already present (and repeated
+//	                payload keys) are dropped, the first wins; log is kept
+//
+// The driver cannot tell labels from env variables, so both land in labels.
+// Any other record (Fluent Bit, Fluentd, FireLens through another router)
+// is stored as sent, byte for byte; with parse_json its JSON log payload's
+// fields are appended the same way. The event time is the entry's time.
+//
+// Partial lines: Docker splits lines over 16 KiB into fragments with
+// partial_message "true", partial_id, partial_ordinal and partial_last. They
+// are held per partial_id and stored as one line when partial_last "true"
+// arrives (sluice_input_partial_reassemblies_total), with the first
+// fragment's time and fields. A line longer than max_partial_bytes is
+// truncated (counted as limit partial_bytes). If the last fragment does not
+// come within partial_timeout, or the connection ends, what arrived is
+// stored as the line (sluice_input_partial_incomplete_total).
+//
+// Acks and partial lines: a fragment held in memory is not durable, so it
+// must not be acked; but Docker's driver with fluentd-request-ack waits for
+// each fragment's ack before it sends the next one, so withholding the ack
+// until the line is complete would stall the container forever. A fragment
+// that arrives in a request with a chunk is therefore never held: it is
+// stored at once, as its own event that keeps its partial_* fields (after
+// what was held for the same partial_id, if anything), and then acked
+// (sluice_input_partial_unjoined_total). Reassembly happens when no ack is
+// requested: Docker's default, and FireLens.
+//
+// Tags: the client's tag, or the tag template (Tag) with {tag}, {name},
+// {id}, {short_id}, {stream}, {label:KEY}, {field:KEY} (a record field, or a
+// field of a JSON log payload even without parse_json); a placeholder
+// without a value renders as "unknown".
+//
+// # Metrics
+//
+// All labelled input="<id>": sluice_input_connections (gauge),
+// sluice_input_connections_total, sluice_input_bytes_total,
+// sluice_input_requests_total, sluice_input_events_total (stored events),
+// sluice_input_acks_total, sluice_input_invalid_events_total,
+// sluice_input_invalid_requests_total, sluice_input_protocol_errors_total,
+// sluice_input_handshake_failures_total (TLS and Forward handshakes),
+// sluice_input_partial_reassemblies_total,
+// sluice_input_partial_incomplete_total, sluice_input_partial_unjoined_total
+// and sluice_input_limit_violations_total{limit="message_bytes" |
+// "decompressed_bytes" | "connections" | "partial_bytes"}.
+//
+// # Known limitations
+//
+//   - Under overflow "block", a full queue stalls the connections that feed
+//     it (and so Docker's driver, and the container): that is the policy.
+//   - JSON-encoded Forward requests (a connection whose first byte is '{' or
+//     '[') are refused with a logged error; only msgpack is supported.
+//   - TLS applies to the TCP listener only; the unix socket is plain.
+//   - Per-client shared keys, allow_anonymous_source and deny_keepalive of
+//     Fluentd's <security> are not supported: one shared key, any source,
+//     keepalive always on.
+//   - Reassembly is per connection: if the driver reconnects in the middle
+//     of a long line, the fragments before and after are stored as two
+//     incomplete lines.
+//   - Peak memory is bounded per connection, so the total is bounded by
+//     max_connections times about max_message_bytes plus
+//     max_decompressed_bytes in the worst case.
+//   - Data a client sent that was still in kernel buffers when the agent
+//     stops (after the 250 ms drain) is not read: clients that request acks
+//     resend it; Docker's driver without acks does not.
+package forward

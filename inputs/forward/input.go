@@ -1,0 +1,405 @@
+package forward
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/pipeline"
+)
+
+// Defaults, as documented on config.ForwardInput.
+const (
+	DefaultListen               = "127.0.0.1:24224"
+	DefaultUnixMode             = 0o666
+	DefaultMaxMessageBytes      = 16 << 20
+	DefaultMaxDecompressedBytes = 64 << 20
+	DefaultMaxConnections       = 1024
+	DefaultPartialTimeout       = 5 * time.Second
+	DefaultMaxPartialBytes      = 1 << 20
+)
+
+// Timeouts of the connection handling. They are not configurable: they only
+// bound how long a silent or stuck peer can hold resources.
+const (
+	handshakeTimeout = 10 * time.Second       // TLS handshake, and HELO to PING
+	writeTimeout     = 30 * time.Second       // one ack or handshake write
+	drainGrace       = 250 * time.Millisecond // reading on after shutdown starts
+	stopTimeout      = 5 * time.Second        // final flushes, then connections are cut
+)
+
+// Input is a Forward protocol server. See the package doc.
+type Input struct {
+	id       string
+	cfg      config.ForwardInput // defaults applied
+	unixMode fs.FileMode
+	r        *pipeline.Router
+	log      *slog.Logger
+	m        *inputMetrics
+	tmpl     *tagTemplate
+	tlsConf  *tls.Config
+	sec      *security
+	rand     io.Reader // nonces and salts; tests replace it
+
+	readyOnce sync.Once
+	ready     chan struct{}
+	addr      net.Addr
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	stopping bool
+
+	rejectLog  rateLimit // connections over MaxConnections
+	invalidLog rateLimit // invalid events and requests
+}
+
+// New validates cfg and returns an Input. It does not bind anything; Run
+// does. r must not be nil; log and set may be nil.
+func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logger, set *metrics.Set) (*Input, error) {
+	if r == nil {
+		return nil, errors.New("forward input: nil router")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if set == nil {
+		set = metrics.NewSet()
+	}
+	if cfg.Listen == "" && cfg.Unix == "" {
+		cfg.Listen = DefaultListen
+	}
+	mode := fs.FileMode(DefaultUnixMode)
+	if cfg.UnixMode != nil {
+		if *cfg.UnixMode > 0o777 {
+			return nil, fmt.Errorf("forward input %s: unix_mode %o is not a permission mode", id, *cfg.UnixMode)
+		}
+		mode = fs.FileMode(*cfg.UnixMode)
+	}
+	for _, d := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"max_message_bytes", &cfg.MaxMessageBytes, DefaultMaxMessageBytes},
+		{"max_decompressed_bytes", &cfg.MaxDecompressedBytes, DefaultMaxDecompressedBytes},
+		{"max_connections", &cfg.MaxConnections, DefaultMaxConnections},
+		{"max_partial_bytes", &cfg.MaxPartialBytes, DefaultMaxPartialBytes},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+		if *d.v < 0 {
+			return nil, fmt.Errorf("forward input %s: %s must be positive, got %d", id, d.name, *d.v)
+		}
+	}
+	if cfg.PartialTimeout == 0 {
+		cfg.PartialTimeout = DefaultPartialTimeout
+	}
+	if cfg.PartialTimeout < 0 {
+		return nil, fmt.Errorf("forward input %s: partial_timeout must be positive, got %s", id, cfg.PartialTimeout)
+	}
+	in := &Input{
+		id:         id,
+		cfg:        cfg,
+		unixMode:   mode,
+		r:          r,
+		log:        log.With("input", id),
+		m:          newInputMetrics(set, id),
+		rand:       rand.Reader,
+		ready:      make(chan struct{}),
+		conns:      make(map[*conn]struct{}),
+		rejectLog:  rateLimit{interval: 10 * time.Second},
+		invalidLog: rateLimit{interval: 10 * time.Second},
+	}
+	if cfg.Tag != "" {
+		t, err := parseTagTemplate(cfg.Tag)
+		if err != nil {
+			return nil, fmt.Errorf("forward input %s: %w", id, err)
+		}
+		in.tmpl = t
+	}
+	if cfg.TLS != nil && cfg.TLS.Enabled {
+		if cfg.Listen == "" {
+			return nil, fmt.Errorf("forward input %s: tls needs a tcp listen address", id)
+		}
+		c, err := serverTLS(cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("forward input %s: %w", id, err)
+		}
+		in.tlsConf = c
+	}
+	if cfg.Security != nil {
+		s, err := newSecurity(cfg.Security)
+		if err != nil {
+			return nil, fmt.Errorf("forward input %s: %w", id, err)
+		}
+		in.sec = s
+	}
+	return in, nil
+}
+
+// serverTLS builds the server side TLS config: a certificate, and with
+// client_auth a required client certificate signed by ca_file (with a
+// ca_file alone, a client certificate is verified if one is sent).
+func serverTLS(c *config.TLS) (*tls.Config, error) {
+	if c.CertFile == "" || c.KeyFile == "" {
+		return nil, errors.New("tls: cert_file and key_file are required")
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: load certificate: %w", err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: read ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: ca_file %s holds no PEM certificate", c.CAFile)
+		}
+		conf.ClientCAs = pool
+		conf.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	if c.ClientAuth {
+		if conf.ClientCAs == nil {
+			return nil, errors.New("tls: client_auth needs ca_file")
+		}
+		conf.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}
+
+// Addr returns the bound TCP address, or nil if TCP is disabled or binding
+// failed. It waits until Run has bound its listeners, so call it after
+// starting Run.
+func (in *Input) Addr() net.Addr {
+	<-in.ready
+	return in.addr
+}
+
+func (in *Input) markReady() { in.readyOnce.Do(func() { close(in.ready) }) }
+
+// Run binds the listeners (TCP, its UDP heartbeat twin, the unix socket),
+// serves connections until ctx is cancelled, then stops: listeners close,
+// each connection reads on for a short grace, flushes, sends its last acks
+// and closes. Run returns only after every goroutine it started exited. It
+// returns an error only if a listener cannot be bound.
+func (in *Input) Run(ctx context.Context) error {
+	lns, udp, err := in.listen()
+	if err != nil {
+		in.markReady()
+		return err
+	}
+	in.markReady()
+
+	// Connections run on a context that outlives ctx by stopTimeout, so
+	// their final flushes are not cut short by the shutdown itself.
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+	var accepters, conns sync.WaitGroup
+	for _, ln := range lns {
+		accepters.Go(func() { in.accept(connCtx, ln, &conns) })
+	}
+	if udp != nil {
+		accepters.Go(func() { in.heartbeat(udp) })
+	}
+
+	<-ctx.Done()
+	for _, ln := range lns {
+		ln.Close() // also unlinks the unix socket file
+	}
+	if udp != nil {
+		udp.Close()
+	}
+	accepters.Wait()
+
+	in.mu.Lock()
+	in.stopping = true
+	for c := range in.conns {
+		c.stop()
+	}
+	in.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { conns.Wait(); close(done) }()
+	t := time.NewTimer(drainGrace + stopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		in.log.Warn("connections did not stop in time; closing them", "after", drainGrace+stopTimeout)
+		cancelConns()
+		in.mu.Lock()
+		for c := range in.conns {
+			c.nc.Close()
+		}
+		in.mu.Unlock()
+		<-done
+	}
+	return nil
+}
+
+// listen binds every configured listener. On error, what was bound is
+// closed again.
+func (in *Input) listen() (lns []net.Listener, udp net.PacketConn, err error) {
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			lns = nil
+		}
+	}()
+	if in.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", in.cfg.Listen)
+		if err != nil {
+			return lns, nil, fmt.Errorf("forward input %s: listen tcp: %w", in.id, err)
+		}
+		in.addr = ln.Addr()
+		if in.tlsConf != nil {
+			lns = append(lns, tls.NewListener(ln, in.tlsConf))
+		} else {
+			lns = append(lns, ln)
+		}
+		// UDP heartbeat on the same port number. Optional in the protocol,
+		// so a failure is logged, not fatal.
+		tcp := ln.Addr().(*net.TCPAddr)
+		host, _, _ := net.SplitHostPort(in.cfg.Listen)
+		udpAddr := net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+		if pc, err := net.ListenPacket("udp", udpAddr); err != nil {
+			in.log.Warn("udp heartbeat listener not available", "addr", udpAddr, "err", err)
+		} else {
+			udp = pc
+		}
+	}
+	if in.cfg.Unix != "" {
+		ln, err := in.listenUnix(in.cfg.Unix)
+		if err != nil {
+			if udp != nil {
+				udp.Close()
+			}
+			return lns, nil, fmt.Errorf("forward input %s: %w", in.id, err)
+		}
+		lns = append(lns, ln)
+	}
+	in.log.Info("forward input listening", "tcp", in.cfg.Listen, "unix", in.cfg.Unix, "tls", in.tlsConf != nil, "handshake", in.sec != nil)
+	return lns, udp, nil
+}
+
+// listenUnix binds a unix socket at path. A stale socket file (one nobody
+// accepts on, left by a killed agent) is removed first; a live one, or a
+// file that is not a socket, is an error.
+func (in *Input) listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("unix socket %s: exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("unix socket %s: another process is listening on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale unix socket: %w", err)
+		}
+		in.log.Info("removed stale unix socket", "path", path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen unix: %w", err)
+	}
+	if err := os.Chmod(path, in.unixMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod unix socket: %w", err)
+	}
+	return ln, nil
+}
+
+// accept serves one listener until it is closed.
+func (in *Input) accept(ctx context.Context, ln net.Listener, wg *sync.WaitGroup) {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			in.log.Error("accept failed", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		in.mu.Lock()
+		if in.stopping {
+			in.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		if len(in.conns) >= in.cfg.MaxConnections {
+			in.mu.Unlock()
+			nc.Close()
+			in.m.limitConnections.Inc()
+			if ok, n := in.rejectLog.allow(); ok {
+				in.log.Warn("connection refused: max_connections reached", "max_connections", in.cfg.MaxConnections,
+					"remote", remoteAddr(nc), "also_refused_since_last_log", n)
+			}
+			continue
+		}
+		c := newConn(in, ctx, nc)
+		in.conns[c] = struct{}{}
+		in.mu.Unlock()
+		in.m.accepted.Inc()
+		in.m.connections.Inc()
+		wg.Go(func() {
+			defer func() {
+				in.mu.Lock()
+				delete(in.conns, c)
+				in.mu.Unlock()
+				in.m.connections.Dec()
+			}()
+			c.serve()
+		})
+	}
+}
+
+// heartbeat answers each UDP datagram with the one byte 0x00, as Fluentd's
+// in_forward does. The reply is never larger than the request.
+func (in *Input) heartbeat(pc net.PacketConn) {
+	buf := make([]byte, 128)
+	reply := []byte{0}
+	for {
+		_, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		pc.SetWriteDeadline(time.Now().Add(time.Second))
+		pc.WriteTo(reply, addr) //nolint:errcheck // best effort, like Fluentd
+	}
+}
+
+func remoteAddr(nc net.Conn) string {
+	if a := nc.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "unix"
+}

@@ -1,0 +1,82 @@
+package forward
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// inputMetrics are the input's counters, all labelled input="<id>".
+type inputMetrics struct {
+	connections       *metrics.Gauge   // sluice_input_connections
+	accepted          *metrics.Counter // sluice_input_connections_total
+	bytes             *metrics.Counter // sluice_input_bytes_total
+	requests          *metrics.Counter // sluice_input_requests_total
+	events            *metrics.Counter // sluice_input_events_total (stored events, after reassembly)
+	acks              *metrics.Counter // sluice_input_acks_total
+	invalidEvents     *metrics.Counter // sluice_input_invalid_events_total
+	invalidRequests   *metrics.Counter // sluice_input_invalid_requests_total
+	protocolErrors    *metrics.Counter // sluice_input_protocol_errors_total (connection closed)
+	handshakeFailures *metrics.Counter // sluice_input_handshake_failures_total (TLS or HELO/PING/PONG)
+	partialJoined     *metrics.Counter // sluice_input_partial_reassemblies_total
+	partialTimeouts   *metrics.Counter // sluice_input_partial_incomplete_total
+	partialUnjoined   *metrics.Counter // sluice_input_partial_unjoined_total
+	limitMessage      *metrics.Counter // sluice_input_limit_violations_total{limit="message_bytes"}
+	limitDecompressed *metrics.Counter // ...{limit="decompressed_bytes"}
+	limitConnections  *metrics.Counter // ...{limit="connections"}
+	limitPartial      *metrics.Counter // ...{limit="partial_bytes"}
+}
+
+func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
+	c := func(name string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_%s{input=%q}`, name, id))
+	}
+	l := func(limit string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_limit_violations_total{input=%q,limit=%q}`, id, limit))
+	}
+	return &inputMetrics{
+		connections:       set.GetOrCreateGauge(fmt.Sprintf(`sluice_input_connections{input=%q}`, id), nil),
+		accepted:          c("connections_total"),
+		bytes:             c("bytes_total"),
+		requests:          c("requests_total"),
+		events:            c("events_total"),
+		acks:              c("acks_total"),
+		invalidEvents:     c("invalid_events_total"),
+		invalidRequests:   c("invalid_requests_total"),
+		protocolErrors:    c("protocol_errors_total"),
+		handshakeFailures: c("handshake_failures_total"),
+		partialJoined:     c("partial_reassemblies_total"),
+		partialTimeouts:   c("partial_incomplete_total"),
+		partialUnjoined:   c("partial_unjoined_total"),
+		limitMessage:      l("message_bytes"),
+		limitDecompressed: l("decompressed_bytes"),
+		limitConnections:  l("connections"),
+		limitPartial:      l("partial_bytes"),
+	}
+}
+
+// rateLimit lets a log line through at most once per interval and counts
+// what it held back, so a misbehaving client cannot flood the agent's log.
+type rateLimit struct {
+	mu         sync.Mutex
+	interval   time.Duration
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many lines were suppressed
+// since the last one that was logged.
+func (r *rateLimit) allow() (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < r.interval {
+		r.suppressed++
+		return false, 0
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return true, n
+}

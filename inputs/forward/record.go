@@ -1,0 +1,219 @@
+package forward
+
+import (
+	"bytes"
+	"slices"
+)
+
+func cmpKey(a, b kv) int { return bytes.Compare(a.k, b.k) }
+
+// Record keys of Docker's fluentd log driver (formats.md §2.1) and of the
+// stored event shape shared with the docker input.
+var (
+	keyLog            = []byte("log")
+	keyStream         = []byte("stream")
+	keySource         = []byte("source")
+	keyContainerID    = []byte("container_id")
+	keyContainerName  = []byte("container_name")
+	keyLabels         = []byte("labels")
+	keyPartialMessage = []byte("partial_message")
+	keyPartialID      = []byte("partial_id")
+	keyPartialOrdinal = []byte("partial_ordinal")
+	keyPartialLast    = []byte("partial_last")
+)
+
+// kv is one key with its raw msgpack value.
+type kv struct{ k, v []byte }
+
+// recInfo is what scanRecord learns about one incoming record. Its slices
+// are views into the record.
+type recInfo struct {
+	// docker is set for a record of Docker's fluentd driver: a map with str
+	// keys and str values for container_id, source and log.
+	docker bool
+	log    []byte
+	hasLog bool // log present as a str (any record)
+	source []byte
+	id     []byte
+	name   []byte
+
+	partial                  bool // partial_message == "true"
+	pid, pordinal, plast     []byte
+	hasPOrdinal, hasPLast    bool
+	ecs                      []kv // FireLens/ECS fields, kept top-level
+	extras                   []kv // driver extras (labels, env): the labels map
+	keys                     keySet
+	hasID, hasSource, hasNam bool
+}
+
+// isECSKey reports whether k is a field FireLens adds to a record; those
+// stay top-level fields.
+func isECSKey(k []byte) bool {
+	switch string(k) {
+	case "ecs_cluster", "ecs_task_arn", "ecs_task_definition", "ec2_instance_id":
+		return true
+	}
+	return false
+}
+
+// scanRecord fills ri from rec in one pass over its top-level pairs.
+func scanRecord(rec []byte, ri *recInfo) {
+	ecs, extras, keys := ri.ecs[:0], ri.extras[:0], ri.keys
+	keys.reset()
+	*ri = recInfo{ecs: ecs, extras: extras, keys: keys}
+	it, ok := newMapIter(rec)
+	if !ok {
+		return
+	}
+	allStr := true
+	for {
+		k, kok, v, ok := it.next()
+		if !ok {
+			break
+		}
+		if !kok {
+			allStr = false
+			continue
+		}
+		ri.keys.add(k)
+		s, _, sok := readStrBin(v)
+		switch string(k) {
+		case "log":
+			ri.log, ri.hasLog = s, sok
+			continue
+		case "source":
+			ri.source, ri.hasSource = s, sok
+			continue
+		case "container_id":
+			ri.id, ri.hasID = s, sok
+			continue
+		case "container_name":
+			ri.name, ri.hasNam = s, sok
+			continue
+		case "partial_message":
+			ri.partial = sok && string(s) == "true"
+			continue
+		case "partial_id":
+			ri.pid = s
+			continue
+		case "partial_ordinal":
+			ri.pordinal, ri.hasPOrdinal = s, sok
+			continue
+		case "partial_last":
+			ri.plast, ri.hasPLast = s, sok
+			continue
+		}
+		if isECSKey(k) {
+			ri.ecs = append(ri.ecs, kv{k, v})
+		} else {
+			ri.extras = append(ri.extras, kv{k, v})
+		}
+	}
+	ri.docker = allStr && it.left == 0 && ri.hasID && ri.hasSource && ri.hasLog
+	if !ri.docker {
+		ri.partial = false
+	}
+}
+
+// isLast reports whether a partial fragment is the last of its line.
+func (ri *recInfo) isLast() bool { return string(ri.plast) == "true" }
+
+// appendDockerRecord appends the stored form of a Docker driver record:
+//
+//	log, stream, container_id, container_name (no leading '/'),
+//	labels (map of the driver's extras sorted by key; only if any),
+//	the FireLens fields (ecs_cluster, ecs_task_arn, ecs_task_definition,
+//	ec2_instance_id) as sent,
+//	[partial_message, partial_id, partial_ordinal, partial_last] (only when
+//	keepPartial: a fragment that could not be joined),
+//	[the fields of a JSON log payload, with parseJSON]
+//
+// log replaces the record's log (a joined partial line).
+func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJSON bool, taken *keySet) []byte {
+	pos := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0)
+	n := 4
+	dst = appendStr(dst, keyLog)
+	dst = appendStr(dst, log)
+	dst = appendStr(dst, keyStream)
+	dst = appendStr(dst, ri.source)
+	dst = appendStr(dst, keyContainerID)
+	dst = appendStr(dst, ri.id)
+	dst = appendStr(dst, keyContainerName)
+	name := ri.name
+	for len(name) > 0 && name[0] == '/' {
+		name = name[1:]
+	}
+	if len(name) == 0 {
+		name = ri.id
+		if len(name) > 12 {
+			name = name[:12]
+		}
+	}
+	dst = appendStr(dst, name)
+	if len(ri.extras) > 0 {
+		slices.SortFunc(ri.extras, cmpKey)
+		dst = appendStr(dst, keyLabels)
+		dst = appendMapHeader(dst, len(ri.extras))
+		for _, f := range ri.extras {
+			dst = appendStr(dst, f.k)
+			dst = append(dst, f.v...)
+		}
+		n++
+	}
+	for _, f := range ri.ecs {
+		dst = appendStr(dst, f.k)
+		dst = append(dst, f.v...)
+		n++
+	}
+	if keepPartial {
+		dst = appendStr(dst, keyPartialMessage)
+		dst = appendStrString(dst, "true")
+		dst = appendStr(dst, keyPartialID)
+		dst = appendStr(dst, ri.pid)
+		dst = appendStr(dst, keyPartialOrdinal)
+		dst = appendStr(dst, ri.pordinal)
+		dst = appendStr(dst, keyPartialLast)
+		dst = appendStr(dst, ri.plast)
+		n += 4
+	}
+	if parseJSON {
+		taken.reset()
+		taken.add(keyLog)
+		taken.add(keyStream)
+		taken.add(keyContainerID)
+		taken.add(keyContainerName)
+		taken.add(keyLabels)
+		for _, f := range ri.ecs {
+			taken.add(f.k)
+		}
+		if keepPartial {
+			taken.add(keyPartialMessage)
+			taken.add(keyPartialID)
+			taken.add(keyPartialOrdinal)
+			taken.add(keyPartialLast)
+		}
+		var added int
+		dst, added, _ = appendJSONFields(dst, log, taken)
+		n += added
+	}
+	return closeContainer(dst, pos, n, true)
+}
+
+// appendParsedRecord appends rec (a record passed through as is) extended
+// with the fields of its JSON log payload. ok is false, and dst unchanged,
+// when the payload is not a JSON object with at least one new field.
+func appendParsedRecord(dst, rec []byte, ri *recInfo) (out []byte, ok bool) {
+	n, body, hok := readMapHeader(rec)
+	if !hok || !ri.hasLog {
+		return dst, false
+	}
+	pos := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0)
+	dst = append(dst, body...)
+	dst, added, jok := appendJSONFields(dst, ri.log, &ri.keys)
+	if !jok || added == 0 {
+		return dst[:pos], false
+	}
+	return closeContainer(dst, pos, n+added, true), true
+}

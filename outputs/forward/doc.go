@@ -1,0 +1,74 @@
+// Package forward is the "forward" output: a Fluentd Forward protocol v1
+// client that sends the chunks of one disk queue to Fluentd, Fluent Bit or
+// Sluice servers.
+//
+// # Invariants
+//
+//   - A chunk is acked to its queue (Source.Ack) only after the server
+//     answered {"ack": id} for it (require_ack, the default). With
+//     require_ack false a chunk is acked once its bytes were written to the
+//     socket: a server crash or a rejected request then loses it, which is
+//     the weaker guarantee that setting asks for.
+//   - Each chunk is one request [tag, bin(entries), {"size", "chunk"}]
+//     (PackedForward), or with compress gzip one gzip member and
+//     "compressed": "gzip" (CompressedPackedForward). The entries are sent
+//     byte for byte as the queue stored them ([EventTime, record], the form
+//     released Fluentd accepts); they are never decoded.
+//   - The chunk id is wire.ChunkID(wire.NewChunkID(output id, segment,
+//     offset)), base64 of 16 bytes of SHA-512 over the chunk's queue
+//     position: a chunk resent after a failure or a restart carries the
+//     same id.
+//   - Memory is bounded: at most MaxInFlight chunks per server, summed over
+//     the servers, are held between Source.Next and Source.Ack (plus one
+//     being fetched). Chunks in flight are kept in memory and resent from
+//     there when their connection fails; Source.Rewind is used only when
+//     Run returns.
+//   - Nothing waits forever: dial, TLS and the handshake share
+//     ConnectTimeout, every write has a deadline of AckTimeout, and the
+//     oldest unacked chunk of a connection has AckTimeout to be acked
+//     before the connection is declared broken, closed, and all of its
+//     in-flight chunks are retried.
+//
+// # Scheduling and health
+//
+// One goroutine per server owns its connection (one per server; several
+// chunks in flight, acks matched by id in any order). A separate loop owns
+// the schedule: it reads chunks from the source and hands each to a server
+// chosen by smooth weighted round-robin among the healthy active servers
+// that have a free in-flight slot. Standby servers get chunks only while
+// every active server is down.
+//
+// A server is down after a failed connect, TLS or security handshake, a
+// failed write, an ack timeout, or a connection closed with chunks in
+// flight. A down server is probed every HeartbeatInterval by a connect plus
+// handshake (as Fluentd's heartbeat_type transport); a successful probe
+// marks it up and becomes its connection. Up and down transitions are logged
+// once each, never per chunk.
+//
+// A chunk whose send failed is retried after an exponential back-off with
+// full jitter (uniform in [0, min(RetryMax, RetryInitial·2^(n-1))] after
+// the n-th failure), on whichever server is picked then. MaxRetries 0
+// retries forever (the data waits on disk); MaxRetries n drops a chunk
+// after n+1 failed sends, counting it in sluice_output_dropped_chunks_total
+// and logging it at error level. Chunks handed to a server that went down
+// before writing them are re-dispatched at once and do not count as
+// failures.
+//
+// When the server's HELO says keepalive false, every chunk gets its own
+// connection and handshake, one request each.
+//
+// # Known limitations
+//
+//   - Delivery is at least once: a chunk whose ack was lost (connection
+//     broken after the server stored it, ack timeout, restart) is sent
+//     again. At most MaxInFlight duplicates per broken connection.
+//   - When every healthy server is at MaxInFlight, a chunk goes to whichever
+//     server frees a slot first, so under saturation the split follows the
+//     servers' ack rates rather than their weights (a slow server gets
+//     less). Weights hold exactly while servers keep up.
+//   - Chunks are not resent in their original order after a failure.
+//   - A chunk the server always rejects (for example, larger than Fluent
+//     Bit's buffer_max_size, which makes it close the connection) is retried
+//     forever unless MaxRetries is set.
+//   - Only gzip compression; zstd (Fluentd ≥ 1.19) is not offered.
+package forward

@@ -1,0 +1,18 @@
+// Package stdout is the "stdout" output: JSON lines on the agent's standard
+// output, one per event, in the format of package file. Meant for debugging;
+// the agent's own logs go to stdout as well, as JSON objects with a "msg" key.
+package stdout
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-agent/sluice/outputs/file"
+)
+
+// New returns a stdout output reading from src.
+func New(id string, src file.Source, log *slog.Logger, set *metrics.Set) *file.Output {
+	return file.NewWriter(id, os.Stdout, src, log, set)
+}
