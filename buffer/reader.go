@@ -19,7 +19,8 @@ type Chunk struct {
 // Next returns the next chunk past the read cursor, in append order,
 // waiting until one exists or ctx is done. After Rewind it first returns
 // again every chunk it returned before that is still unacked. Damaged
-// frames are skipped, counted and logged. Next is for the single consumer;
+// frames are skipped, counted and logged. A chunk already available is
+// returned even if ctx is done. Next is for the single consumer;
 // it must not be called concurrently with itself or Rewind.
 func (q *Queue) Next(ctx context.Context) (Chunk, error) {
 	q.mu.Lock()

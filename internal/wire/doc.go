@@ -61,7 +61,8 @@
 //     in_forward accepts without security, are not supported.
 //   - A nil time is an invalid event (in_forward's skip_invalid_event
 //     default), not "now".
-//   - zstd frames asking for a window over 8 MiB are rejected.
+//   - zstd frames asking for a window over 8 MiB (or over maxDecompressed)
+//     are rejected with ErrTooLarge.
 //   - An option "chunk" that is not a str or bin is ignored, so such a
 //     request gets no ack (in_forward would echo it).
 //   - EventTime encodes seconds as uint32: times before 1970 or after 2106

@@ -11,9 +11,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// maxZstdWindow caps the window a zstd frame may ask for, so a hostile
-// frame header cannot make the decoder allocate a huge history buffer before
-// the output cap applies. Fluentd's zstd output uses far smaller windows.
+// maxZstdWindow caps the window a zstd frame may ask for (also capped by the
+// output limit), so a hostile frame header cannot make the decoder allocate
+// a huge history buffer before the output cap applies. Fluentd's zstd output
+// (level 3) uses windows of 2 MiB at most.
 const maxZstdWindow = 8 << 20
 
 // inflater holds reusable decompressors; pooled so steady-state decoding of
@@ -61,7 +62,7 @@ func inflate(dst, src []byte, algo string, limit int) ([]byte, error) {
 		if err := f.zd.ResetWithOptions(&f.src, zstd.WithDecoderMaxMemory(uint64(min(limit, maxZstdWindow)))); err != nil {
 			return dst, fmt.Errorf("%w: zstd: %v", ErrMalformed, err)
 		}
-		defer f.zd.Reset(nil) //nolint:errcheck // releases src; cannot fail
+		defer f.zd.Reset(nil) // release src
 		r = f.zd
 	default:
 		return dst, fmt.Errorf("%w: unsupported compression %q", ErrMalformed, algo)

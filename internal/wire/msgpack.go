@@ -223,7 +223,7 @@ func readStrBin(b []byte) (v, rest []byte, ok bool) {
 	return b[hdr : hdr+size : hdr+size], b[hdr+size:], true
 }
 
-// readContainer reads an array (isMap=false) or map header. For a map, n is
+// readContainer reads an array (wantMap false) or map (wantMap true) header. For a map, n is
 // the number of key/value pairs.
 func readContainer(b []byte, wantMap bool) (n int, rest []byte, ok bool) {
 	if len(b) == 0 {

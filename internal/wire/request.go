@@ -96,7 +96,8 @@ type Request struct {
 // The mode comes from the type of the second element: str or bin is
 // PackedForward (CompressedPackedForward when option "compressed" is "gzip"
 // or "zstd"), array is Forward, anything else is Message. Events are not
-// validated here; Events does that. ReadRequest does not allocate.
+// validated here; Events does that. ReadRequest allocates only to build an
+// error.
 func ReadRequest(b []byte, maxBytes int) (req Request, n int, err error) {
 	req.Size = -1
 	if maxBytes <= 0 {
