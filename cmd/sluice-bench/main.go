@@ -29,7 +29,6 @@ import (
 	"runtime"
 	"slices"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sluice-agent/sluice/internal/testkit/agentproc"
@@ -156,8 +155,7 @@ func bench(o options, w workload, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, "sluice-bench: %s; %d runs; %s, GOMAXPROCS %d, %d CPUs\n",
 		w.describe(o), o.runs, runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU())
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tlines\tseconds\tlines/s\tMiB/s\tcpu_s\tcpu_us/line\tpeak_rss_MiB\tdups\t")
+	fmt.Fprintf(stdout, rowFormat, "run", "lines", "seconds", "lines/s", "MiB/s", "cpu_s", "cpu_us/line", "peak_rss_MiB", "dups")
 	var results []result
 	for i := range o.runs {
 		select {
@@ -170,18 +168,20 @@ func bench(o options, w workload, stdout, stderr io.Writer) error {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		results = append(results, r)
-		printRow(tw, fmt.Sprint(i+1), r)
-		tw.Flush()
+		printRow(stdout, fmt.Sprint(i+1), r)
 	}
 	if len(results) > 1 {
-		printRow(tw, "median", median(results))
+		printRow(stdout, "median", median(results))
 	}
-	return tw.Flush()
+	return nil
 }
 
+const rowFormat = "%-7s %9v %8v %9v %7v %7v %12v %13v %6v\n"
+
 func printRow(w io.Writer, name string, r result) {
-	fmt.Fprintf(w, "%s\t%d\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.1f\t%d\t\n", name, r.lines, r.elapsed.Seconds(),
-		r.linesPerSec(), r.mibPerSec(), r.cpu.Seconds(), r.cpuPerLine(), float64(r.maxRSS)/(1<<20), r.dups)
+	fmt.Fprintf(w, rowFormat, name, r.lines, fmt.Sprintf("%.2f", r.elapsed.Seconds()), fmt.Sprintf("%.0f", r.linesPerSec()),
+		fmt.Sprintf("%.1f", r.mibPerSec()), fmt.Sprintf("%.2f", r.cpu.Seconds()), fmt.Sprintf("%.2f", r.cpuPerLine()),
+		fmt.Sprintf("%.1f", float64(r.maxRSS)/(1<<20)), r.dups)
 }
 
 // median takes the median of each figure independently.

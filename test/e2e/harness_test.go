@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -22,13 +23,21 @@ import (
 var agentBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run()) // every test skips: agentBin is empty
+	}
 	dir, err := os.MkdirTemp("", "sluice-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	t0 := time.Now()
-	agentBin, err = agentproc.Build(dir)
+	var flags []string
+	if os.Getenv("SLUICE_E2E_RACE") != "" {
+		flags = append(flags, "-race") // a race makes the agent exit 66: term() fails
+	}
+	agentBin, err = agentproc.Build(dir, flags...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
@@ -65,7 +74,7 @@ type envOptions struct {
 	// output tweaks per log type, applied after the defaults.
 	output func(o *agentproc.Output)
 	// downAtStart lists receivers not started before the agent.
-	downAtStart []string
+	downAtStart   []string
 	shutdownGrace time.Duration
 	checkpoint    time.Duration
 }
@@ -82,6 +91,9 @@ func freeAddr(t *testing.T) string {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
+	if agentBin == "" {
+		t.Skip("-short: the e2e tests build and run the agent")
+	}
 	dir := t.TempDir()
 	e := &env{
 		t:       t,
@@ -194,6 +206,7 @@ func (e *env) total() int64 {
 }
 
 // waitAll waits until each receiver holds every seq its container wrote.
+// It gives up early if the agent process exits.
 func (e *env) waitAll(timeout time.Duration, types ...string) bool {
 	e.t.Helper()
 	if len(types) == 0 {
@@ -201,11 +214,15 @@ func (e *env) waitAll(timeout time.Duration, types ...string) bool {
 	}
 	deadline := time.Now().Add(timeout)
 	for _, lt := range types {
-		c := e.cont[lt]
-		want := c.Seq()
-		left := time.Until(deadline)
-		if left <= 0 || !e.recv[lt].WaitCount(want, left) {
-			return false
+		want := e.cont[lt].Seq()
+		for !e.recv[lt].WaitCount(want, 200*time.Millisecond) {
+			if e.proc != nil && e.proc.Exited() {
+				e.t.Errorf("agent exited (%v) while %s waited for %d lines", e.proc.Usage(), lt, want)
+				return false
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
 		}
 	}
 	return true

@@ -3,14 +3,22 @@ package e2e
 import (
 	"testing"
 	"time"
+
+	"github.com/sluice-agent/sluice/internal/testkit/agentproc"
 )
 
 // TestE2E_Million (a): 1,000,000 pre-generated json-file lines (override
 // with SLUICE_E2E_LINES) in three containers, one per log type, routed by
-// the payload's log_type to three receivers. Every line must arrive.
+// the payload's log_type to three receivers. Every line must arrive. The
+// audit output compresses with gzip (decoded by the IBM peer); the others
+// send plain PackedForward.
 func TestE2E_Million(t *testing.T) {
 	lines := envInt("SLUICE_E2E_LINES", 1_000_000)
-	e := newEnv(t, envOptions{payload: 200})
+	e := newEnv(t, envOptions{payload: 200, output: func(o *agentproc.Output) {
+		if o.ID == "audit" {
+			o.Compress = "gzip"
+		}
+	}})
 	t0 := time.Now()
 	for i, lt := range logTypes {
 		n := lines / len(logTypes)

@@ -54,14 +54,16 @@ func ModuleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// Build compiles the agent into dir and returns the binary's path.
-func Build(dir string) (string, error) {
+// Build compiles the agent into dir and returns the binary's path. flags
+// are extra `go build` flags (e.g. "-race").
+func Build(dir string, flags ...string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "agent")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/agent")
+	args := append([]string{"build", "-o", bin}, flags...)
+	cmd := exec.Command("go", append(args, "./cmd/agent")...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("agentproc: go build ./cmd/agent: %w\n%s", err, out)

@@ -364,3 +364,39 @@ func testFixtures(t *testing.T, newServer func(t *testing.T, addr string) *recei
 		})
 	}
 }
+
+// ServeBench benchmarks a started server s at addr: 1000-event
+// PackedForward chunks (200-byte records) sent over loopback, each waiting
+// for its ack. It reports events/s; allocations include the client's.
+func ServeBench(b *testing.B, addr string, s *receiver.Server) {
+	const events = 1000
+	req := Packed("bench", 0, events, "chunk-id-000000000000000", false)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ack := make([]byte, 256)
+	b.SetBytes(int64(len(req)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			m, err := c.Read(ack[n:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += m
+			if _, _, err := wire.ParseAck(ack[:n]); err == nil {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*events)/b.Elapsed().Seconds(), "events/s")
+	if s.Count() != events {
+		b.Fatalf("count %d", s.Count())
+	}
+}
