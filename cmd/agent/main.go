@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/sluice-agent/sluice/agent"
@@ -115,6 +116,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(stdout, cfg.LogLevel)
 	log.Info("starting sluice", "version", version, "config", *path)
+	if p := os.Getenv("SLUICE_CPUPROFILE"); p != "" {
+		// For benchmarks: profile the whole run (until exit).
+		f, err := os.Create(p)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

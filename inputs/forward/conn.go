@@ -39,6 +39,7 @@ type conn struct {
 	buf        []byte // len(buf) is the usable size; data is buf[start:end]
 	start, end int
 	fr         framer
+	framing    bool // the request at start is incomplete and being framed
 	seenData   bool
 
 	// Per request, for onEvent.
@@ -112,6 +113,12 @@ func (c *conn) loop() error {
 	for {
 		if err := c.process(); err != nil {
 			return err
+		}
+		// Partial lines past their timeout, also while data keeps coming.
+		if d := c.parts.nextDeadline(); !d.IsZero() && !time.Now().Before(d) {
+			if err := c.expirePartials(time.Now()); err != nil {
+				return err
+			}
 		}
 		if err := c.commit(); err != nil {
 			return err
@@ -241,7 +248,10 @@ func (c *conn) readFrame(limit int) ([]byte, error) {
 	}
 }
 
-// process decodes every complete request in the buffer.
+// process decodes every complete request in the buffer. A request is
+// first parsed in place; only when it is incomplete does the resumable
+// framer take over, so a small request is walked once and a large one that
+// trickles in is not rescanned from its start at every read.
 func (c *conn) process() error {
 	limit := c.in.cfg.MaxMessageBytes
 	for c.start < c.end {
@@ -252,6 +262,24 @@ func (c *conn) process() error {
 				return errors.New("client sends JSON; only msgpack Forward requests are supported")
 			}
 		}
+		if !c.framing {
+			req, n, err := wire.ReadRequest(c.buf[c.start:c.end], limit)
+			if err == nil || !errors.Is(err, wire.ErrShort) {
+				if err != nil && errors.Is(err, wire.ErrTooLarge) {
+					c.in.m.protocolErrors.Inc()
+					c.in.m.limitMessage.Inc()
+					return fmt.Errorf("request larger than max_message_bytes (%d)", limit)
+				}
+				if err == nil || n > 0 {
+					c.start += n
+				}
+				if err := c.handleRequest(req, err); err != nil {
+					return err
+				}
+				continue
+			}
+			c.framing = true // incomplete: frame it incrementally
+		}
 		n, ok, err := c.fr.next(c.buf[c.start:c.end], limit)
 		if err != nil {
 			c.in.m.protocolErrors.Inc()
@@ -259,24 +287,29 @@ func (c *conn) process() error {
 				c.in.m.limitMessage.Inc()
 				return fmt.Errorf("request larger than max_message_bytes (%d)", limit)
 			}
-			return fmt.Errorf("invalid msgpack at stream offset: %w", err)
+			return fmt.Errorf("invalid msgpack: %w", err)
 		}
 		if !ok {
 			return nil
 		}
+		c.framing = false
 		frame := c.buf[c.start : c.start+n]
 		c.start += n
-		if err := c.handleRequest(frame); err != nil {
+		req, _, err := wire.ReadRequest(frame, limit)
+		if err != nil && errors.Is(err, wire.ErrShort) {
+			err = fmt.Errorf("%w: framed request does not parse", wire.ErrMalformed)
+		}
+		if err := c.handleRequest(req, err); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// handleRequest decodes one request and adds its events to the Writer. A
-// request with a chunk gets its ack queued for the next commit.
-func (c *conn) handleRequest(frame []byte) error {
-	req, _, err := wire.ReadRequest(frame, c.in.cfg.MaxMessageBytes)
+// handleRequest adds the events of one parsed request (err is
+// wire.ReadRequest's) to the Writer. A request with a chunk gets its ack
+// queued for the next commit.
+func (c *conn) handleRequest(req wire.Request, err error) error {
 	if err != nil {
 		if errors.Is(err, wire.ErrNotArray) || errors.Is(err, wire.ErrInvalidRequest) {
 			// Fluentd logs and skips these; so do we.

@@ -50,10 +50,11 @@
 // with gzip, several members, or zstd), integer and EventTime times, str or
 // bin entries, option maps present, absent or empty, compressed "text",
 // Fluent Bit's [[time, metadata], record] entries (metadata dropped), and
-// the msgpack nil heartbeat are decoded by internal/wire. This package
-// frames the stream itself (a resumable scanner, so a large request that
-// trickles in is scanned once) and hands wire.ReadRequest one complete
-// request at a time.
+// the msgpack nil heartbeat are decoded by internal/wire. Requests are
+// parsed in place in the read buffer; when one is incomplete, a resumable
+// framer of this package follows it as more bytes arrive, so a large
+// request that trickles in is scanned once, not once per read, and one that
+// announces more than max_message_bytes is refused from its header.
 //
 // With security configured, the handshake follows Fluentd 1.14's in_forward
 // byte for byte: HELO {nonce: 16 random bytes, auth: 16 random bytes,

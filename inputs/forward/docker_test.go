@@ -197,6 +197,19 @@ func TestPartialReassembly(t *testing.T) {
 			t.Errorf("incomplete %d", n)
 		}
 	})
+	t.Run("timeout while other lines keep coming", func(t *testing.T) {
+		s := startServer(t, config.ForwardInput{PartialTimeout: 100 * time.Millisecond}, nil)
+		c := s.dial(t)
+		c.Write(message("cid", 1700000000, fragment("stdout", "p1", 1, false, "no newline at EOF"), ""))
+		for i := range 30 {
+			c.Write(message("cid", 1700000001, dockerRecord("/web", "stderr", fmt.Sprint("busy ", i)), ""))
+			time.Sleep(10 * time.Millisecond)
+			if s.counter(`sluice_input_partial_incomplete_total{input="fw"}`) == 1 {
+				return
+			}
+		}
+		t.Fatal("dangling partial not stored while the connection stayed busy")
+	})
 	t.Run("acked fragments are stored at once", func(t *testing.T) {
 		s := startServer(t, config.ForwardInput{}, nil)
 		got := sendAndCollect(t, s, 3, []string{"a1", "a2", "a3"},

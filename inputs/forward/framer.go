@@ -41,7 +41,7 @@ func (f *framer) next(b []byte, limit int) (n int, ok bool, err error) {
 			f.reset()
 			return 0, false, errFrameTooLarge
 		}
-		if f.p+f.pending > size {
+		if f.p >= size {
 			return 0, false, nil
 		}
 		c := b[f.p]

@@ -65,36 +65,52 @@ func FuzzConn(f *testing.F) {
 	f.Add(append(message("cid", 1700000000, fragment("stdout", "p", 1, false, `{"a":1}`), ""),
 		message("cid", 1700000000, fragment("stdout", "p", 2, true, "x"), "c")...), uint8(2), uint16(1))
 	const maxMsg = 64 << 10
-	f.Fuzz(func(t *testing.T, data []byte, flags uint8, split uint16) {
+	// Inputs are built once (routers compile patterns); each exec gets a
+	// fresh connection and an emptied queue.
+	type variant struct {
+		in *Input
+		q  *fakeQueue
+	}
+	var variants [4]variant
+	for i := range variants {
 		cfg := config.ForwardInput{
 			MaxMessageBytes: maxMsg, MaxDecompressedBytes: 256 << 10, MaxPartialBytes: 4 << 10,
-			ParseJSON: flags&2 != 0, Tag: "{tag}.{name}.{field:a}.{label:x}",
+			ParseJSON: i&2 != 0, Tag: "{tag}.{name}.{field:a}.{label:x}",
 		}
-		if flags&1 != 0 {
+		if i&1 != 0 {
 			cfg.Security = &config.Security{SelfHostname: "srv", SharedKey: "KEY", Users: []config.User{{Username: "u", Password: "p"}}}
 		}
 		q := &fakeQueue{}
-		in, _ := newInput(t, cfg, q)
-		in.rand = bytes.NewReader(make([]byte, 32))
+		in, _ := newInput(f, cfg, q)
+		variants[i] = variant{in, q}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, flags uint8, split uint16) {
+		v := variants[flags%4]
+		v.q.mu.Lock()
+		v.q.events = v.q.events[:0]
+		v.q.mu.Unlock()
+		v.in.rand = bytes.NewReader(make([]byte, 32))
 		sc := &streamConn{data: data}
 		if split > 0 {
 			sc.sizes = []int{int(split%97) + 1, int(split%13) + 1, int(split)}
 		}
-		c := newConn(in, context.Background(), sc)
+		c := newConn(v.in, context.Background(), sc)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			c.serve()
 		}()
+		timer := time.NewTimer(10 * time.Second)
+		defer timer.Stop()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-timer.C:
 			t.Fatal("connection handler hangs")
 		}
 		if len(c.buf) > maxMsg+minReadRoom {
 			t.Fatalf("read buffer %d bytes over the cap", len(c.buf))
 		}
-		for _, e := range q.snapshot() {
+		for _, e := range v.q.snapshot() {
 			if n, ok := valueLen(e.Record); !ok || n != len(e.Record) {
 				t.Fatalf("stored a malformed record %x", e.Record)
 			}

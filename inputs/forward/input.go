@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -55,6 +56,7 @@ type Input struct {
 	sec      *security
 	rand     io.Reader // nonces and salts; tests replace it
 
+	ran       atomic.Bool
 	readyOnce sync.Once
 	ready     chan struct{}
 	addr      net.Addr
@@ -199,8 +201,12 @@ func (in *Input) markReady() { in.readyOnce.Do(func() { close(in.ready) }) }
 // serves connections until ctx is cancelled, then stops: listeners close,
 // each connection reads on for a short grace, flushes, sends its last acks
 // and closes. Run returns only after every goroutine it started exited. It
-// returns an error only if a listener cannot be bound.
+// returns an error only if a listener cannot be bound. Run may be called
+// once.
 func (in *Input) Run(ctx context.Context) error {
+	if in.ran.Swap(true) {
+		return errors.New("forward input: Run called twice")
+	}
 	lns, udp, err := in.listen()
 	if err != nil {
 		in.markReady()

@@ -98,13 +98,25 @@ func (it *mapIter) next() (key []byte, keyOK bool, val []byte, ok bool) {
 		return nil, false, nil, false
 	}
 	it.left--
-	kl, ok := valueLen(it.rest)
-	if !ok {
-		it.left = 0
-		return nil, false, nil, false
+	var rest []byte
+	if key, rest, keyOK = readStrBin(it.rest); !keyOK {
+		kl, ok := valueLen(it.rest)
+		if !ok {
+			it.left = 0
+			return nil, false, nil, false
+		}
+		rest = it.rest[kl:]
 	}
-	key, _, keyOK = readStrBin(it.rest[:kl])
-	rest := it.rest[kl:]
+	// Fast paths for the usual values: str/bin and fixints.
+	if len(rest) > 0 && (rest[0] <= 0x7f || rest[0] >= 0xe0) {
+		it.rest = rest[1:]
+		return key, keyOK, rest[:1:1], true
+	}
+	if _, after, sok := readStrBin(rest); sok {
+		n := len(rest) - len(after)
+		it.rest = after
+		return key, keyOK, rest[:n:n], true
+	}
 	vl, ok := valueLen(rest)
 	if !ok {
 		it.left = 0

@@ -1,6 +1,9 @@
 package forward
 
-import "time"
+import (
+	"time"
+	"unicode/utf8"
+)
 
 // maxPartialGroups bounds the partial lines held per connection. Docker's
 // driver uses one connection per container, so two (stdout and stderr) are
@@ -81,7 +84,8 @@ func (p *partials) nextDeadline() time.Time {
 	return d
 }
 
-// appendLog adds a fragment's log to g, truncating at limit bytes. It
+// appendLog adds a fragment's log to g, truncating at limit bytes (less if
+// that would split a UTF-8 sequence). It
 // reports whether this call truncated the line (once per line).
 func (g *partialGroup) appendLog(frag []byte, limit int) (truncatedNow bool) {
 	if g.truncated {
@@ -89,6 +93,15 @@ func (g *partialGroup) appendLog(frag []byte, limit int) (truncatedNow bool) {
 	}
 	if room := limit - len(g.log); len(frag) > room {
 		g.log = append(g.log, frag[:max(room, 0)]...)
+		// Cut on a UTF-8 boundary, as the docker input does.
+		for i := len(g.log) - 1; i >= 0 && i >= len(g.log)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(g.log[i]) {
+				if !utf8.FullRune(g.log[i:]) {
+					g.log = g.log[:i]
+				}
+				break
+			}
+		}
 		g.truncated = true
 		return true
 	}
