@@ -107,8 +107,10 @@
 //     emitted; it is re-read at the next start.
 //   - A line split across a rotation (its chunks in two files) is emitted
 //     as two lines.
-//   - Docker's compressed rotations (.N.gz) are never read: a rotated file
-//     compressed before it was read to the end is lost (and counted).
+//   - Docker's compressed rotations (.N.gz) are never read. A rotated file
+//     already open is read to its end through its descriptor even after
+//     compression removed it; one compressed while the agent was stopped is
+//     lost, and counted (as an estimate from its last known size).
 //   - Two files of one container with identical first bytes (up to 1 KiB)
 //     are indistinguishable; Docker's timestamped lines make that
 //     practically impossible.

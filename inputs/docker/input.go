@@ -36,7 +36,7 @@ const (
 	readBufSize       = 256 << 10 // fixed read buffer shared by all files
 	turnBytes         = 256 << 10 // bytes read from one file per turn
 	idleSleep         = 100 * time.Millisecond
-	forgetAfter       = time.Hour // state of files gone this long is dropped
+	forgetAfter       = time.Hour       // state of files gone this long is dropped
 	finalFlushTimeout = 5 * time.Second // bounds the last Flush at shutdown
 	retryMin          = 100 * time.Millisecond
 	retryMax          = 5 * time.Second

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/sluice-agent/sluice/config"
 )
 
@@ -153,7 +155,9 @@ func TestPartialHoldsOffsetAndDanglingFlush(t *testing.T) {
 	path := h.container(idA, "/web", nil)
 	head := jl("first\n", "stdout")
 	appendFile(t, path, head+jl("dangling-", "stdout")+jl("other\n", "stderr"))
-	in := h.input(testCfg(h.root))
+	cfg := testCfg(h.root)
+	cfg.PartialFlushTimeout = 500 * time.Millisecond
+	in := h.input(cfg)
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +173,7 @@ func TestPartialHoldsOffsetAndDanglingFlush(t *testing.T) {
 	if len(h.q.all()) != 2 {
 		t.Fatal("partial emitted before its timeout")
 	}
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond)
 	if err := in.expirePartials(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -656,7 +660,7 @@ func TestDeletedWithUnreadDataCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.q.setFail(nil, nil)
-	h.set = newHarness(t).set
+	h.set = metrics.NewSet() // count only what the restarted input sees
 	in := h.input(testCfg(h.root))
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
@@ -864,5 +868,44 @@ func TestManyContainersRoundRobin(t *testing.T) {
 	}
 	if len(h.q.all()) != 8000+100 {
 		t.Fatalf("%d events", len(h.q.all()))
+	}
+}
+
+// TestDeleteWhileRunningReadsRest: Docker's max-file=1 rotation unlinks the
+// file and creates a new one; lines not yet read are read through the open
+// descriptor, before the new file.
+func TestDeleteWhileRunningReadsRest(t *testing.T) {
+	h := newHarness(t)
+	path := h.container(idA, "/web", nil)
+	a, wantA := lines("a", 0, 10)
+	appendFile(t, path, a)
+	stop := start(t, h.input(testCfg(h.root)))
+	h.waitEvents(10)
+	h.q.mu.Lock()
+	gate := make(chan struct{})
+	h.q.gate = gate
+	h.q.mu.Unlock()
+	b, wantB := lines("b", 0, 10)
+	appendFile(t, path, b) // read, then held in Flush
+	waitFor(t, "reader blocked", func() bool { return h.counter("sluice_input_lines_total") >= 20 })
+	b2, wantB2 := lines("b2-", 0, 10)
+	appendFile(t, path, b2) // never seen through the path
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	c, wantC := lines("c", 0, 10)
+	appendFile(t, path, c)
+	h.q.mu.Lock()
+	h.q.gate = nil
+	h.q.mu.Unlock()
+	close(gate)
+	h.waitEvents(40)
+	time.Sleep(100 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	equalStrings(t, h.q.logs(), append(append(append(wantA, wantB...), wantB2...), wantC...))
+	if n := h.counter("sluice_input_files_lost_bytes_total"); n != 0 {
+		t.Fatalf("lost %d", n)
 	}
 }

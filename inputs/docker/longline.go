@@ -209,10 +209,10 @@ func (ll *longLine) step(c byte) {
 			ll.st, ll.strEsc = llSkipString, false
 		case c == '{' || c == '[':
 			ll.st, ll.depth, ll.inStr, ll.strEsc = llNested, 1, false, false
-		case c == ',' || c == '}' || c == ']' || c == ':':
-			ll.fail(errSyntax)
-		default:
+		case scalarStart(c):
 			ll.st = llScalar
+		default:
+			ll.fail(errSyntax)
 		}
 	case llSkipString:
 		switch {
@@ -247,12 +247,15 @@ func (ll *longLine) step(c byte) {
 		}
 	case llScalar:
 		switch {
+		case scalarByte(c):
 		case isWS(c):
 			ll.st = llAfter
 		case c == ',':
 			ll.st = llKeyStart
 		case c == '}':
 			ll.st = llEnd
+		default:
+			ll.fail(errSyntax)
 		}
 	case llAfter:
 		switch {

@@ -2,7 +2,9 @@ package docker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -37,6 +39,11 @@ type parser struct {
 	logBuf    []byte
 	streamBuf []byte
 	keyBuf    []byte
+
+	// Cache of the last timestamp's "2006-01-02T15:04:05" part.
+	timeKey  [19]byte
+	timeBase int64
+	timeOK   bool
 }
 
 // parse parses one line (without its "\n"):
@@ -66,12 +73,12 @@ func (p *parser) parse(b []byte) (line, error) {
 		}
 		// Key: raw bytes unless it contains an escape.
 		ks := i + 1
-		k := bytes.IndexByte(b[ks:], '"')
-		if k < 0 {
+		k := scanSpecial(b, ks)
+		if k >= len(b) {
 			return l, errUnterminated
 		}
-		key := b[ks : ks+k]
-		if bytes.IndexByte(key, '\\') >= 0 {
+		key := b[ks:k]
+		if b[k] == '\\' {
 			var err error
 			p.keyBuf, i, err = appendUnescaped(p.keyBuf[:0], b, ks)
 			if err != nil {
@@ -79,7 +86,7 @@ func (p *parser) parse(b []byte) (line, error) {
 			}
 			key = p.keyBuf
 		} else {
-			i = ks + k + 1
+			i = k + 1
 		}
 		i = skipWS(b, i)
 		if i >= len(b) || b[i] != ':' {
@@ -117,16 +124,19 @@ func (p *parser) parse(b []byte) (line, error) {
 			if b[i] != '"' {
 				return l, errBadTime
 			}
-			k := bytes.IndexByte(b[i+1:], '"')
-			if k < 0 {
+			k := scanSpecial(b, i+1)
+			if k >= len(b) {
 				return l, errUnterminated
 			}
-			t, ok := parseTime(b[i+1 : i+1+k])
+			if b[k] != '"' {
+				return l, errBadTime
+			}
+			t, ok := p.parseTime(b[i+1 : k])
 			if !ok {
 				return l, errBadTime
 			}
 			l.time, l.hasTime = t, true
-			i += k + 2
+			i = k + 1
 		default:
 			var err error
 			if i, err = skipValue(b, i, 0); err != nil {
@@ -158,12 +168,12 @@ func (p *parser) parse(b []byte) (line, error) {
 // rawOrUnescaped returns the string starting after the quote at s[i:], as a
 // view into s when it has no escapes, else unescaped into p.streamBuf.
 func (p *parser) rawOrUnescaped(s []byte, i int) ([]byte, int, error) {
-	k := bytes.IndexByte(s[i:], '"')
-	if k < 0 {
+	k := scanSpecial(s, i)
+	if k >= len(s) {
 		return nil, i, errUnterminated
 	}
-	if bytes.IndexByte(s[i:i+k], '\\') < 0 {
-		return s[i : i+k], i + k + 1, nil
+	if s[k] == '"' {
+		return s[i:k], k + 1, nil
 	}
 	var err error
 	p.streamBuf, i, err = appendUnescaped(p.streamBuf[:0], s, i)
@@ -182,30 +192,86 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
+// scanSpecial returns the index of the first '"' or '\\' in s at or after
+// i, or len(s). It tests eight bytes at a time (SWAR): for the first byte
+// that matches, the zero-byte test is exact.
+func scanSpecial(s []byte, i int) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		q := x ^ (lo * '"')
+		b := x ^ (lo * '\\')
+		if t := ((q-lo)&^q | (b-lo)&^b) & hi; t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(s)
+}
+
 // appendUnescaped decodes the JSON string whose content starts at s[i]
 // (just after the opening quote), appends it to dst and returns the index
 // just past the closing quote. Raw control characters and invalid UTF-8 are
 // passed through; escapes are decoded as encoding/json does (lone
 // surrogates become U+FFFD).
 func appendUnescaped(dst, s []byte, i int) ([]byte, int, error) {
+	// Long values: two SIMD scans (closing quote, then backslashes before
+	// it) beat one SWAR scan for both.
 	q := -1 // index of the next '"' at or after i, once known
+	start := i
 	for {
 		if q < i {
 			k := bytes.IndexByte(s[i:], '"')
 			if k < 0 {
-				return dst, len(s), errUnterminated
+				if bytes.IndexByte(s[i:], '\\') >= 0 {
+					q = len(s) // decode the escapes to report the right error
+				} else {
+					return dst, len(s), errUnterminated
+				}
+			} else {
+				q = i + k
 			}
-			q = i + k
 		}
-		seg := s[i:q]
-		j := bytes.IndexByte(seg, '\\')
+		j := -1
+		if i > start {
+			// After an escape the next one is often close: a short loop
+			// costs less than a SIMD call.
+			for k, lim := i, min(q, i+16); k < lim; k++ {
+				if s[k] == '\\' {
+					j = k
+					break
+				}
+			}
+			if j < 0 && i+16 < q {
+				if k := bytes.IndexByte(s[i+16:q], '\\'); k >= 0 {
+					j = i + 16 + k
+				}
+			}
+		} else if k := bytes.IndexByte(s[i:q], '\\'); k >= 0 {
+			j = i + k
+		}
 		if j < 0 {
-			return append(dst, seg...), q + 1, nil
+			if q >= len(s) {
+				return append(dst, s[i:]...), len(s), errUnterminated
+			}
+			return append(dst, s[i:q]...), q + 1, nil
 		}
-		dst = append(dst, seg[:j]...)
-		i += j
+		dst = append(dst, s[i:j]...)
+		// Inline fast path for \u00XX (Docker's <, >, &, tab, control
+		// bytes), the most frequent escape after \n.
+		if j+5 < len(s) && s[j+1] == 'u' && s[j+2] == '0' && s[j+3] == '0' {
+			if h, l := unhex(s[j+4]), unhex(s[j+5]); h < 8 && l < 16 {
+				dst = append(dst, h<<4|l)
+				i = j + 6
+				continue
+			}
+		}
 		var err error
-		if dst, i, err = appendEscape(dst, s, i); err != nil {
+		if dst, i, err = appendEscape(dst, s, j); err != nil {
 			return dst, i, err
 		}
 	}
@@ -214,12 +280,21 @@ func appendUnescaped(dst, s []byte, i int) ([]byte, int, error) {
 // appendEscape decodes the escape sequence at s[i] == '\\'.
 func appendEscape(dst, s []byte, i int) ([]byte, int, error) {
 	if i+1 >= len(s) {
-		return dst, i, errBadEscape
+		return dst, i, errUnterminated
 	}
-	if c, ok := simpleEscape(s[i+1]); ok {
+	c := s[i+1]
+	if c == 'u' && i+5 < len(s) && s[i+2] == '0' && s[i+3] == '0' {
+		// \u00XX: Docker's escapes of <, >, &, tab and control bytes.
+		if h, l := unhex(s[i+4]), unhex(s[i+5]); h|l < 16 {
+			if r := h<<4 | l; r < utf8.RuneSelf {
+				return append(dst, r), i + 6, nil
+			}
+		}
+	}
+	if c, ok := simpleEscape(c); ok {
 		return append(dst, c), i + 2, nil
 	}
-	if s[i+1] != 'u' {
+	if c != 'u' {
 		return dst, i, errBadEscape
 	}
 	r, ok := hex4(s[i+2:])
@@ -238,6 +313,19 @@ func appendEscape(dst, s []byte, i int) ([]byte, int, error) {
 		r = utf8.RuneError
 	}
 	return utf8.AppendRune(dst, r), i, nil
+}
+
+// unhex returns the value of a hex digit, or 16.
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 16
 }
 
 // simpleEscape maps the byte after '\\' of a one-character escape.
@@ -265,15 +353,8 @@ func hex4(b []byte) (rune, bool) {
 	}
 	var r rune
 	for _, c := range b[:4] {
-		var v byte
-		switch {
-		case c >= '0' && c <= '9':
-			v = c - '0'
-		case c >= 'a' && c <= 'f':
-			v = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			v = c - 'A' + 10
-		default:
+		v := unhex(c)
+		if v > 15 {
 			return 0, false
 		}
 		r = r<<4 | rune(v)
@@ -336,22 +417,25 @@ func skipValue(s []byte, i, depth int) (int, error) {
 			i = skipWS(s, i+1)
 		}
 	default:
-		start := i
-		for i < len(s) {
-			switch s[i] {
-			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				if i == start {
-					return i, errSyntax
-				}
-				return i, nil
-			}
-			i++
-		}
-		if i == start {
+		if !scalarStart(s[i]) {
 			return i, errSyntax
+		}
+		for i < len(s) && scalarByte(s[i]) {
+			i++
 		}
 		return i, nil
 	}
+}
+
+// scalarStart reports whether c can start a number or a literal.
+func scalarStart(c byte) bool {
+	return c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n'
+}
+
+// scalarByte reports whether c can appear in a number or a literal.
+func scalarByte(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		c == '-' || c == '+' || c == '.'
 }
 
 // skipString returns the index just past the closing quote of the string
@@ -374,11 +458,38 @@ func skipString(s []byte, i int) (int, error) {
 	}
 }
 
+// parseTime is parseTimeUncached with the date and time of day of the
+// last timestamp remembered: lines of one burst share them.
+func (p *parser) parseTime(b []byte) (int64, bool) {
+	if len(b) >= 20 && p.timeOK && string(b[:19]) == string(p.timeKey[:]) {
+		return parseTimeRest(b[19:], p.timeBase)
+	}
+	base, ok := parseTimeBase(b)
+	if !ok {
+		return 0, false
+	}
+	t, ok := parseTimeRest(b[19:], base)
+	if ok {
+		copy(p.timeKey[:], b[:19])
+		p.timeBase, p.timeOK = base, true
+	}
+	return t, ok
+}
+
 // parseTime parses an RFC 3339 timestamp with optional fraction (1 to 9
 // digits, as Go's RFC3339Nano trims zeros) and a Z or ±hh:mm offset into
 // nanoseconds since the epoch, without allocating.
 func parseTime(b []byte) (int64, bool) {
-	// 2006-01-02T15:04:05[.999999999](Z|±07:00)
+	base, ok := parseTimeBase(b)
+	if !ok {
+		return 0, false
+	}
+	return parseTimeRest(b[19:], base)
+}
+
+// parseTimeBase parses "2006-01-02T15:04:05" (the first 19 bytes of b, of
+// which there must be at least 20) into seconds since the epoch, as ns.
+func parseTimeBase(b []byte) (int64, bool) {
 	if len(b) < 20 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't' && b[10] != ' ') ||
 		b[13] != ':' || b[16] != ':' {
 		return 0, false
@@ -394,9 +505,15 @@ func parseTime(b []byte) (int64, bool) {
 		hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
 	}
-	i := 19
+	days := daysFromCivil(year, month, day)
+	return (days*86400 + int64(hour*3600+minute*60+sec)) * 1e9, true
+}
+
+// parseTimeRest parses "[.999999999](Z|±07:00)" and adds it to base.
+func parseTimeRest(b []byte, base int64) (int64, bool) {
+	i := 0
 	var nsec int64
-	if b[i] == '.' {
+	if i < len(b) && b[i] == '.' {
 		i++
 		start := i
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
@@ -429,7 +546,7 @@ func parseTime(b []byte) (int64, bool) {
 		if !ok1 || !ok2 || oh > 23 || om > 59 {
 			return 0, false
 		}
-		offset = int64(oh*3600 + om*60)
+		offset = int64(oh*3600+om*60) * 1e9
 		if b[i] == '-' {
 			offset = -offset
 		}
@@ -440,9 +557,7 @@ func parseTime(b []byte) (int64, bool) {
 	if i != len(b) {
 		return 0, false
 	}
-	days := daysFromCivil(year, month, day)
-	secs := days*86400 + int64(hour*3600+minute*60+sec) - offset
-	return secs*1e9 + nsec, true
+	return base + nsec - offset, true
 }
 
 func digits(b []byte) (int, bool) {

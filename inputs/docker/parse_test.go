@@ -300,24 +300,50 @@ func TestLongLineTruncates(t *testing.T) {
 	}
 }
 
-// FuzzParse checks that the parser never panics and agrees with
-// encoding/json on every line it accepts.
+// jsonUTF8 replaces each invalid byte with U+FFFD, as encoding/json does.
+func jsonUTF8(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r) // range yields U+FFFD per invalid byte
+	}
+	return b.String()
+}
+
+// FuzzParse checks that the parser never panics, agrees with
+// encoding/json on every line both accept, and that the streaming parser
+// (fed in small pieces) accepts what parse accepts, with the same result.
 func FuzzParse(f *testing.F) {
-	f.Add(`{"log":"hello \u003cworld\u003e\n","stream":"stdout","time":"2024-01-02T03:04:05.1Z"}`)
-	f.Add(`{"log":"\ud83d\ude00","stream":"stderr","attrs":{"a":[1,2]},"time":"2024-01-02T03:04:05Z"}`)
-	f.Add(`{"log":"x\q"}`)
-	f.Fuzz(func(t *testing.T, s string) {
+	f.Add(`{"log":"hello \u003cworld\u003e\n","stream":"stdout","time":"2024-01-02T03:04:05.1Z"}`, 3)
+	f.Add(`{"log":"\ud83d\ude00","stream":"stderr","attrs":{"a":[1,2]},"time":"2024-01-02T03:04:05Z"}`, 1)
+	f.Add(`{"log":"x\q"}`, 2)
+	f.Fuzz(func(t *testing.T, s string, piece int) {
 		var p parser
 		l, err := p.parse([]byte(s))
-		if err != nil {
+		if err == nil {
+			var v map[string]any
+			if json.Unmarshal([]byte(s), &v) == nil {
+				if lg, ok := v["log"].(string); ok && lg != string(l.log) && jsonUTF8(string(l.log)) != lg {
+					t.Fatalf("log %q, encoding/json %q", l.log, lg)
+				}
+			}
+		}
+		if strings.Contains(s, "\n") {
 			return
 		}
-		var v map[string]any
-		if json.Unmarshal([]byte(s), &v) != nil {
-			return // we are more lenient (raw control characters, bad UTF-8)
+		piece = 1 + (piece&0xff)%17
+		var ll longLine
+		ll.reset(0, 1<<20)
+		in := []byte(s + "\n")
+		for done := false; !done; {
+			k, d := ll.feed(in[:min(piece, len(in))])
+			in, done = in[k:], d
 		}
-		if lg, ok := v["log"].(string); ok && lg != string(l.log) && strings.ToValidUTF8(string(l.log), "\ufffd") != lg {
-			t.Fatalf("log %q, encoding/json %q", l.log, lg)
+		got, ok := ll.result()
+		if err == nil && !ok {
+			t.Fatalf("streaming parser rejects (%v) what parse accepts", ll.err)
+		}
+		if err == nil && (string(got.log) != string(l.log) || string(got.stream) != string(l.stream) || got.time != l.time) {
+			t.Fatalf("streaming %q %q %d, parse %q %q %d", got.log, got.stream, got.time, l.log, l.stream, l.time)
 		}
 	})
 }

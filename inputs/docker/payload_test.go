@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -143,4 +144,67 @@ func TestTagTemplate(t *testing.T) {
 			t.Errorf("%q: no error", bad)
 		}
 	}
+}
+
+// FuzzPayload checks the JSON to msgpack conversion against encoding/json:
+// every valid object converts, to the same values (duplicate and reserved
+// keys aside, which differ by design).
+func FuzzPayload(f *testing.F) {
+	f.Add(`{"a":1,"b":[true,null,"x\u00e9"],"c":{"d":-1.5e3}}`)
+	f.Add(`{"log":"x","a":1,"a":2}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var p payload
+		ok := p.convert([]byte(s))
+		if !json.Valid([]byte(s)) || !utf8.ValidString(s) || strings.Contains(s, strings.Repeat("[", 20)) || strings.Contains(s, strings.Repeat("{", 20)) {
+			return // invalid JSON we may accept (raw control bytes, bad UTF-8); depth limits differ
+		}
+		keys, isObject := topKeys(s)
+		if !isObject {
+			if ok {
+				t.Fatalf("non-object converted: %q", s)
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("valid object not converted: %q", s)
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if seen[k] || reservedKey([]byte(k)) {
+				return
+			}
+			seen[k] = true
+		}
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		var want map[string]any
+		if err := dec.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if got := decodeFields(t, &p); !reflect.DeepEqual(got, normalize(want)) {
+			t.Fatalf("%q:\ngot  %#v\nwant %#v", s, got, normalize(want))
+		}
+	})
+}
+
+// topKeys returns the top-level keys of a JSON object, in order.
+func topKeys(s string) ([]string, bool) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		k, _ := tok.(string)
+		keys = append(keys, k)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, false
+		}
+	}
+	return keys, true
 }
