@@ -20,7 +20,10 @@ type Config struct {
 
 	// Tag is the docker input's tag template. Default
 	// "{field:log_type}.{name}" (the payload's log_type picks the route).
-	Tag                string
+	Tag string
+	// RawLog turns parse_json off: records keep the payload only in "log"
+	// (the tag's {field:log_type} still reads it). Default: parse_json on.
+	RawLog             bool
 	PollInterval       time.Duration // default 200ms
 	CheckpointInterval time.Duration // default 500ms
 
@@ -81,7 +84,7 @@ func (c Config) YAML() string {
 	p("  - id: containers")
 	p("    type: docker")
 	p("    root: %q", c.DockerRoot)
-	p("    parse_json: true")
+	p("    parse_json: %v", !c.RawLog)
 	p("    tag: %q", or(c.Tag, "{field:log_type}.{name}"))
 	p("    poll_interval: %s", dur(or(c.PollInterval, 200*time.Millisecond)))
 	p("    checkpoint_interval: %s", dur(or(c.CheckpointInterval, 500*time.Millisecond)))
