@@ -48,17 +48,21 @@ type options struct {
 	gzip    bool
 	agent   string
 	keep    bool
-	timeout time.Duration
+	// parseJSON turns the docker input's parse_json on (off by default:
+	// routing by log_type reads the payload either way).
+	parseJSON bool
+	timeout   time.Duration
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input)")
+	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input) or forward (Docker fluentd driver traffic into the forward input)")
 	fs.IntVar(&o.lines, "lines", 1_000_000, "log lines per run, split over 3 containers")
 	fs.IntVar(&o.payload, "payload", 200, "bytes of each line's JSON payload")
 	fs.IntVar(&o.runs, "runs", 3, "number of runs (the median is printed last)")
+	fs.BoolVar(&o.parseJSON, "parse-json", false, "merge each JSON payload's fields into the record (docker input parse_json)")
 	fs.BoolVar(&o.gzip, "gzip", false, "compress chunks with gzip (level 1) on the forward outputs")
 	fs.StringVar(&o.agent, "agent", "", "use this agent binary instead of building ./cmd/agent")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (generated logs, data dirs, agent logs)")
@@ -74,8 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch o.mode {
 	case "json-file":
 		w = &jsonFile{}
+	case "forward":
+		w = &forwardMode{}
 	default:
-		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file)\n", o.mode)
+		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward)\n", o.mode)
 		return 2
 	}
 	if err := bench(o, w, stdout, stderr); err != nil {
@@ -100,6 +106,15 @@ type workload interface {
 	expect() []expectation
 	// payloadBytes is the total payload of one run.
 	payloadBytes() int64
+}
+
+// liveWorkload is a workload whose input is sent while the agent runs
+// (mode forward). configYAML replaces config; send is started right after
+// the agent process and must return once everything was sent.
+type liveWorkload interface {
+	workload
+	configYAML(dataDir string, addrs []string, o options) string
+	send(o options) error
 }
 
 type expectation struct {
@@ -224,9 +239,13 @@ func runOnce(dir, bin string, w workload, o options) (result, error) {
 		defer s.Stop()
 		recvs[i], addrs[i] = s, s.Addr()
 	}
-	cfg := w.config(filepath.Join(dir, "data"), addrs, o)
 	cfgPath := filepath.Join(dir, "agent.yml")
-	if err := cfg.Write(cfgPath); err != nil {
+	live, isLive := w.(liveWorkload)
+	if isLive {
+		if err := os.WriteFile(cfgPath, []byte(live.configYAML(filepath.Join(dir, "data"), addrs, o)), 0o644); err != nil {
+			return result{}, err
+		}
+	} else if err := w.config(filepath.Join(dir, "data"), addrs, o).Write(cfgPath); err != nil {
 		return result{}, err
 	}
 	logPath := filepath.Join(dir, "agent.log")
@@ -235,6 +254,10 @@ func runOnce(dir, bin string, w workload, o options) (result, error) {
 		return result{}, err
 	}
 	defer p.Kill()
+	sendErr := make(chan error, 1)
+	if isLive {
+		go func() { sendErr <- live.send(o) }()
+	}
 	deadline := p.StartTime().Add(o.timeout)
 	var total int64
 	for i, e := range exp {
@@ -242,6 +265,13 @@ func runOnce(dir, bin string, w workload, o options) (result, error) {
 		for !recvs[i].WaitCount(e.lines, 100*time.Millisecond) {
 			if p.Exited() {
 				return result{}, fmt.Errorf("agent exited early; log %s:\n%s", logPath, tail(p.Log(), 20))
+			}
+			select {
+			case err := <-sendErr:
+				if err != nil {
+					return result{}, fmt.Errorf("send: %w", err)
+				}
+			default:
 			}
 			if time.Now().After(deadline) {
 				return result{}, fmt.Errorf("timeout after %v: receiver %d holds %d of %d lines", o.timeout, i, recvs[i].Count(), e.lines)
@@ -334,6 +364,7 @@ func (j *jsonFile) config(dataDir string, addrs []string, o options) agentproc.C
 		DockerRoot:    j.root,
 		LogLevel:      "warn",
 		ShutdownGrace: 30 * time.Second,
+		RawLog:        !o.parseJSON,
 	}
 	for i, lt := range logTypes {
 		out := agentproc.Output{ID: lt, Address: addrs[i], Buffer: agentproc.Buffer{Fsync: "interval", FsyncInterval: time.Second}}

@@ -31,7 +31,7 @@ func TestBenchSmall(t *testing.T) {
 
 func TestFlags(t *testing.T) {
 	tests := map[string][]string{
-		"unknown mode": {"-mode", "forward"},
+		"unknown mode": {"-mode", "nope"},
 		"no lines":     {"-lines", "0"},
 		"bad flag":     {"-nope"},
 	}

@@ -29,6 +29,8 @@ import (
 // Problems are counted and the first few kept for the failure message.
 type checkCodec struct {
 	stderrEvery int64 // loggen's -stderr-every (3 by default); 0 skips the check
+	// stderrOverride maps a container name to its own -stderr-every.
+	stderrOverride sync.Map
 
 	longOK   atomic.Int64 // long lines received with the right length
 	badLen   atomic.Int64
@@ -95,11 +97,15 @@ func (c *checkCodec) check(b *receiver.Batch, ns int64, rec []byte) {
 	if j := bytes.LastIndexByte(src, '-'); j > 0 {
 		wantName = src[:j]
 	}
+	every := c.stderrEvery
+	if v, ok := c.stderrOverride.Load(string(wantName)); ok {
+		every = v.(int64)
+	}
 	wantStream := "stdout"
-	if c.stderrEvery > 0 && seq%c.stderrEvery == c.stderrEvery-1 {
+	if every > 0 && seq%every == every-1 {
 		wantStream = "stderr"
 	}
-	if !bytes.Equal(name, wantName) || len(id) != 64 || (c.stderrEvery > 0 && string(stream) != wantStream) {
+	if !bytes.Equal(name, wantName) || len(id) != 64 || string(stream) != wantStream {
 		c.badMeta.Add(1)
 		c.sample("%s seq %d: container_name %q id %q stream %q (want %q)", src, seq, name, id, stream, wantStream)
 	}

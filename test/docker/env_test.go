@@ -1,7 +1,6 @@
 package dockertest
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -176,6 +175,25 @@ func canDial(network, addr string) bool {
 	return true
 }
 
+// ackArgs returns the loggen flags of a container with
+// fluentd-request-ack=true: stdout only (-stderr-every 0), and tells the
+// receivers so.
+//
+// Docker's driver calls Log from one goroutine per stream, and
+// fluent-logger-golang locks the connection separately for the write and
+// for the ack read (a read lock for both in the version of Docker 20.10),
+// so with two streams one goroutine can read the other's ack: "message
+// ack (X) doesn't match expected one (Y). Closing connection...", the
+// event is resent. On Debian's Docker 20.10.24 this race then crashed
+// dockerd (nil pointer in fwd.(*Reader).more under AckResp.DecodeMsg),
+// killing every container. One stream per acked container avoids it.
+func (e *env) ackArgs(s spec) []string {
+	for _, c := range e.codec {
+		c.stderrOverride.Store(s.containerName(), int64(0))
+	}
+	return []string{"-stderr-every", "0"}
+}
+
 // metric scrapes one series of the agent's /metrics (0 if absent).
 func (e *env) metric(series string) float64 {
 	text, err := agentproc.Scrape(e.metrics)
@@ -232,36 +250,45 @@ func (x expect) total() int64 {
 // waitDelivered waits until every receiver holds every expected sequence
 // of its type, or timeout; it reports whether that happened.
 func (e *env) waitDelivered(x expect, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for _, lt := range logTypes {
-		want := x.forType(lt)
-		err := e.recv[lt].WaitFunc(ctx, func(receiver.Stats) bool {
-			for src, n := range want {
-				if e.recv[lt].Distinct(src) < n {
-					return false
-				}
+	deadline := time.Now().Add(timeout)
+	for {
+		done := true
+		for src, n := range x {
+			if e.recv[srcType(src)].Distinct(src) < n {
+				done = false
+				break
 			}
+		}
+		if done {
 			return true
-		})
-		if err != nil {
+		}
+		if time.Now().After(deadline) {
 			return false
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return true
+}
+
+// srcType is the log type of a source "<container>-<type>".
+func srcType(src string) string {
+	return src[strings.LastIndexByte(src, '-')+1:]
 }
 
 // checkDelivered fails the test unless every expected sequence reached the
 // receiver of its log type, no receiver got another type's source of this
-// run, and every record passed checkCodec's checks. It logs per-type
-// figures and returns the total duplicates.
-func (e *env) checkDelivered(x expect) int64 {
+// run, and every record passed checkCodec's checks. Sources for which
+// lossy returns true may miss lines (the caller checks them). It logs
+// per-type figures and returns the total duplicates.
+func (e *env) checkDelivered(x expect, lossy func(src string) bool) int64 {
 	e.t.Helper()
 	var dups int64
 	for _, lt := range logTypes {
 		r, c := e.recv[lt], e.codec[lt]
 		want := x.forType(lt)
 		for src, n := range want {
+			if lossy != nil && lossy(src) {
+				continue
+			}
 			if miss := r.MissingCount(src, n); miss > 0 {
 				e.t.Errorf("%s: %s: %d of %d sequences missing, first %v", lt, src, miss, n, r.Missing(src, n))
 			}

@@ -54,6 +54,10 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if testing.Short() {
+		skipReason = "Docker-engine tests are not run with -short"
+		return m.Run()
+	}
 	if reason := dockerUnavailable(); reason != "" {
 		if os.Getenv("SLUICE_REQUIRE_DOCKER") == "1" {
 			fmt.Fprintf(os.Stderr, "dockertest: SLUICE_REQUIRE_DOCKER=1 but the Docker daemon is not usable: %s\n", reason)
@@ -134,9 +138,6 @@ func requireDocker(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
-	if testing.Short() {
-		t.Skip("Docker-engine tests are not run with -short")
-	}
 }
 
 // dockerCmd runs the docker CLI and returns its trimmed stdout; the error
@@ -146,7 +147,8 @@ func dockerCmd(ctx context.Context, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return strings.TrimSpace(stdout.String()), fmt.Errorf("docker %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+		msg, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
+		return strings.TrimSpace(stdout.String()), fmt.Errorf("docker %s: %w: %s", args[0], err, msg)
 	}
 	return strings.TrimSpace(stdout.String()), nil
 }
