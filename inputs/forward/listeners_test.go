@@ -112,7 +112,14 @@ func TestTLS(t *testing.T) {
 				if _, err := c.Read(make([]byte, 1)); err == nil {
 					t.Fatal("server accepted a client without certificate")
 				}
-				if n := s.counter(`sluice_input_handshake_failures_total{input="fw"}`); n != 1 {
+				// The server counts the failure after sending its alert.
+				var n uint64
+				for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+					if n = s.counter(`sluice_input_handshake_failures_total{input="fw"}`); n == 1 {
+						break
+					}
+				}
+				if n != 1 {
 					t.Fatalf("handshake failures %d", n)
 				}
 				return
