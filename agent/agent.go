@@ -175,8 +175,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		start(&inWG, inCtx, c)
 	}
 	var metricsSrv *http.Server
+	var metricsWG sync.WaitGroup
 	if a.cfg.MetricsAddr != "" {
-		srv, err := a.serveMetrics(failed)
+		srv, err := a.serveMetrics(&metricsWG, failed)
 		if err != nil {
 			failed <- err
 		}
@@ -213,6 +214,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if metricsSrv != nil {
 		metricsSrv.Close()
 	}
+	metricsWG.Wait()
 	// Drain errors that raced with the shutdown; the first real failure wins.
 	for done := false; !done; {
 		select {
@@ -228,7 +230,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	return runErr
 }
 
-func (a *Agent) serveMetrics(failed chan<- error) (*http.Server, error) {
+func (a *Agent) serveMetrics(wg *sync.WaitGroup, failed chan<- error) (*http.Server, error) {
 	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -239,11 +241,11 @@ func (a *Agent) serveMetrics(failed chan<- error) (*http.Server, error) {
 		metrics.WriteProcessMetrics(w)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
+	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			failed <- fmt.Errorf("metrics: %w", err)
 		}
-	}()
+	})
 	return srv, nil
 }
 

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "sluice ") {
+		t.Fatalf("code %d, out %q", code, out.String())
+	}
+	if code := run([]string{"nope"}, &out, &errb); code != 2 {
+		t.Fatalf("unknown command: code %d", code)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"validate", "--config", "../../deploy/agent.yml"}, &out, &errb); code != 0 {
+		t.Fatalf("deploy/agent.yml: code %d: %s", code, errb.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	os.WriteFile(bad, []byte("inputs:\n  - id: a\n    type: docker\n    rooot: /x\noutputs:\n  - id: o\n    type: file\nroutes:\n  - match: \"{a\"\n    outputs: [missing]\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"validate", "--config", bad}, &out, &errb); code != 1 {
+		t.Fatalf("bad config: code %d", code)
+	}
+	// Every problem is printed, one per line, with file and line number.
+	got := errb.String()
+	for _, want := range []string{"bad.yml:4:", `"rooot"`, "path", "bad.yml:10:", `"missing"`, "bad.yml:9:"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(strings.TrimSpace(got), "\n") + 1; n < 4 {
+		t.Errorf("expected at least 4 problems, got %d:\n%s", n, got)
+	}
+}
+
+// TestDemo runs the README's first command on the shipped samples.
+func TestDemo(t *testing.T) {
+	outDir := filepath.Join(t.TempDir(), "out")
+	var out, errb bytes.Buffer
+	code := run([]string{"demo", "--logs", "../../examples/docker/containers", "--out", outDir}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("demo: code %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	want := map[string]int{"access": 300, "app": 500, "audit": 100, "other": 100}
+	for name, n := range want {
+		lines := readLines(t, filepath.Join(outDir, name+".jsonl"))
+		if len(lines) != n {
+			t.Errorf("%s: %d lines, want %d", name, len(lines), n)
+		}
+		if name == "app" {
+			long := 0
+			for _, l := range lines {
+				if len(l) > 40000 {
+					long++
+				}
+			}
+			if long != 1 {
+				t.Errorf("app: %d joined long lines, want 1 (Docker's 16 KiB partials joined)", long)
+			}
+		}
+	}
+	if !strings.Contains(out.String(), "Unrouted events: 0") {
+		t.Errorf("summary missing:\n%s", out.String())
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
