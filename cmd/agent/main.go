@@ -115,6 +115,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	// Libraries that use the standard log package log through it too.
+	slog.SetDefault(log)
 	log.Info("starting sluice", "version", version, "config", *path)
 	if p := os.Getenv("SLUICE_CPUPROFILE"); p != "" {
 		// For benchmarks: profile the whole run (until exit).
