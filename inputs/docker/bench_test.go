@@ -54,16 +54,25 @@ func (discardQueue) Sync() error                                       { return 
 // BenchmarkReadParseAdd measures the whole hot path for 200-byte payload
 // lines: pread, split, parse, record, tag, Writer.Add, Flush per turn. One
 // op is one line.
+//
+// Cases: plain (text payload, default tag), parse_json (JSON payload merged
+// into the record), field_tag (JSON payload, parse_json off, tag
+// "{field:level}.{name}": the payload is only looked into for the tag, as in
+// cmd/sluice-bench) and parse_json+field_tag.
 func BenchmarkReadParseAdd(b *testing.B) {
-	for _, parseJSON := range []bool{false, true} {
-		name := "plain"
-		payload := payload200
-		if parseJSON {
-			name = "parse_json"
-			payload = `{"level":"info","ts":"2024-01-02T03:04:05.123Z","msg":"GET /api/v1/orders/12345 200","user":42,"ms":12.3,"trace":"4bf92f3577b34da6a3ce929d0e0e4736","ok":true,"x":"`
-			payload += strings.Repeat("y", 198-len(payload)) + `"}`
-		}
-		b.Run(name, func(b *testing.B) {
+	jsonPayload := `{"level":"info","ts":"2024-01-02T03:04:05.123Z","msg":"GET /api/v1/orders/12345 200","user":42,"ms":12.3,"trace":"4bf92f3577b34da6a3ce929d0e0e4736","ok":true,"x":"`
+	jsonPayload += strings.Repeat("y", 198-len(jsonPayload)) + `"}`
+	for _, bc := range []struct {
+		name, payload, tag string
+		parseJSON          bool
+	}{
+		{"plain", payload200, "", false},
+		{"parse_json", jsonPayload, "", true},
+		{"field_tag", jsonPayload, "{field:level}.{name}", false},
+		{"parse_json+field_tag", jsonPayload, "{field:level}.{name}", true},
+	} {
+		parseJSON, payload := bc.parseJSON, bc.payload
+		b.Run(bc.name, func(b *testing.B) {
 			h := newHarness(b)
 			path := h.container(idA, "/web", map[string]string{"app": "shop"})
 			line := string(benchLine(b, payload)) + "\n"
@@ -71,6 +80,7 @@ func BenchmarkReadParseAdd(b *testing.B) {
 			appendFile(b, path, strings.Repeat(line, n))
 			cfg := testCfg(h.root)
 			cfg.ParseJSON = parseJSON
+			cfg.Tag = bc.tag
 			in, err := New("dk", cfg, h.dataDir, newRouter(b, discardQueue{}), nil, nil)
 			if err != nil {
 				b.Fatal(err)

@@ -83,10 +83,13 @@
 //
 // # Tags
 //
-// DockerInput.Tag is compiled once. Without {field:KEY} the rendered tag is
-// cached per container and stream. {field:KEY} reads a top-level field of a
-// JSON-object payload (whether or not ParseJSON is set); strings render as
-// is, numbers and booleans in JSON form, anything else as "unknown".
+// DockerInput.Tag is compiled once (internal/record, as is the payload
+// conversion of ParseJSON). Without {field:KEY} the rendered tag is cached
+// per container and stream. {field:KEY} reads a top-level field of a
+// JSON-object payload (whether or not ParseJSON is set: without it, only
+// the template's keys are extracted, the rest of the payload is checked but
+// not converted); strings render as is, numbers and booleans in JSON form,
+// anything else (and a key named like a record key) as "unknown".
 //
 // # Metrics
 //

@@ -18,6 +18,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
@@ -63,7 +64,7 @@ type Input struct {
 	poll      time.Duration
 	ckptEvery time.Duration
 	partialTO time.Duration
-	tpl       tagTemplate
+	tpl       *record.Template
 	statePath string
 	r         *pipeline.Router
 	log       *slog.Logger
@@ -91,7 +92,8 @@ type Input struct {
 	buf            []byte
 	head           [fpSize]byte
 	parser         parser
-	payload        payload
+	fields         record.Fields // the payload's, for parse_json and {field:KEY}
+	tv             tagValues
 	rec, tagBuf    []byte
 	ev             pipeline.Event
 	nLines         uint64
@@ -168,7 +170,7 @@ func New(id string, cfg config.DockerInput, dataDir string, r *pipeline.Router, 
 		tag = DefaultTag
 	}
 	var err error
-	if in.tpl, err = compileTag(tag); err != nil {
+	if in.tpl, err = record.Compile(tag, 0); err != nil {
 		return nil, fmt.Errorf("docker input %s: %w", id, err)
 	}
 	lbl := fmt.Sprintf(`{input=%q}`, id)
@@ -499,7 +501,7 @@ func (in *Input) headMatches(f *file) bool {
 // handleLine processes one physical line (without "\n") that started at
 // file offset start.
 func (in *Input) handleLine(ctx context.Context, f *file, b []byte, start int64) error {
-	if skipWS(b, 0) == len(b) {
+	if record.SkipWS(b, 0) == len(b) {
 		return nil // blank line: nothing to keep
 	}
 	l, err := in.parser.parse(b)
@@ -642,13 +644,22 @@ func (in *Input) emit(ctx context.Context, f *file, msg, stream []byte, t int64,
 		}
 	}
 	c := f.c
-	var fields *payload
-	if (in.parseJSON || in.tpl.hasField) && in.payload.convert(msg) {
-		fields = &in.payload
+	// The payload's fields: all of them with parse_json, else only those
+	// the tag's {field:KEY} read (the others are checked, not converted).
+	var fields *record.Fields
+	switch {
+	case in.parseJSON:
+		if in.fields.Parse(msg, reservedKeys) {
+			fields = &in.fields
+		}
+	case in.tpl.Uses(record.Field):
+		if in.fields.Find(msg, in.tpl.FieldKeys(), reservedKeys) {
+			fields = &in.fields
+		}
 	}
 	nFields := 0
 	if in.parseJSON && fields != nil {
-		nFields = len(fields.fields)
+		nFields = fields.Len()
 	}
 	rec := msgp.AppendMapHeader(in.rec[:0], uint32(2+c.nFixed+nFields))
 	rec = append(rec, keyLog...)
@@ -657,7 +668,7 @@ func (in *Input) emit(ctx context.Context, f *file, msg, stream []byte, t int64,
 	rec = msgp.AppendStringFromBytes(rec, stream)
 	rec = append(rec, c.fixed...)
 	if nFields > 0 {
-		rec = append(rec, fields.buf...)
+		rec = append(rec, fields.Pairs()...)
 	}
 	in.rec = rec
 	in.ev = pipeline.Event{Tag: in.tagFor(c, stream, fields), Time: t, Record: rec}
@@ -680,22 +691,24 @@ func trimPartialRune(b []byte) []byte {
 
 // tagFor renders the event tag, from the per-container cache when the
 // template does not depend on the payload.
-func (in *Input) tagFor(c *container, stream []byte, fields *payload) []byte {
+func (in *Input) tagFor(c *container, stream []byte, fields *record.Fields) []byte {
 	si := -1
-	if !in.tpl.hasField {
+	if !in.tpl.Uses(record.Field) {
 		switch {
-		case !in.tpl.hasStream || string(stream) == "stdout":
+		case !in.tpl.Uses(record.Stream) || string(stream) == "stdout":
 			si = 0
 		case string(stream) == "stderr":
 			si = 1
 		}
 	}
 	if si < 0 {
-		in.tagBuf = in.tpl.render(in.tagBuf[:0], c, stream, fields)
+		in.tv = tagValues{c: c, stream: stream, fields: fields}
+		in.tagBuf = in.tpl.Render(in.tagBuf[:0], &in.tv)
 		return in.tagBuf
 	}
 	if !c.tagOK[si] {
-		c.tagCache[si] = in.tpl.render(c.tagCache[si][:0], c, stream, nil)
+		in.tv = tagValues{c: c, stream: stream}
+		c.tagCache[si] = in.tpl.Render(c.tagCache[si][:0], &in.tv)
 		c.tagOK[si] = true
 	}
 	return c.tagCache[si]

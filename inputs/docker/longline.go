@@ -3,6 +3,8 @@ package docker
 import (
 	"bytes"
 	"unicode/utf8"
+
+	"github.com/sluice-agent/sluice/internal/record"
 )
 
 // longLine parses one physical line that does not fit in the read buffer,
@@ -282,7 +284,7 @@ func (ll *longLine) stringByte(c byte) {
 		ll.escN++
 		if ll.escN == 2 && c != 'u' {
 			ll.escN = 0
-			b, ok := simpleEscape(c)
+			b, ok := record.UnescapeByte(c)
 			if !ok {
 				ll.fail(errBadEscape)
 				return
@@ -295,7 +297,7 @@ func (ll *longLine) stringByte(c byte) {
 			return
 		}
 		ll.escN = 0
-		r, ok := hex4(ll.esc[2:6])
+		r, ok := record.Hex4(ll.esc[2:6])
 		if !ok {
 			ll.fail(errBadEscape)
 			return

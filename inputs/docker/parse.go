@@ -2,10 +2,9 @@ package docker
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
-	"math/bits"
-	"unicode/utf8"
+
+	"github.com/sluice-agent/sluice/internal/record"
 )
 
 // Parse errors. They are sentinels so that the hot path never allocates,
@@ -13,8 +12,8 @@ import (
 var (
 	errNotObject    = errors.New("line is not a JSON object")
 	errSyntax       = errors.New("invalid JSON syntax")
-	errUnterminated = errors.New("unterminated string")
-	errBadEscape    = errors.New("invalid escape sequence")
+	errUnterminated = record.ErrUnterminated
+	errBadEscape    = record.ErrBadEscape
 	errNoLog        = errors.New(`no string "log" field`)
 	errBadStream    = errors.New(`"stream" is not a short string`)
 	errBadTime      = errors.New(`"time" is not an RFC 3339 timestamp`)
@@ -55,11 +54,11 @@ type parser struct {
 // and "time", if present, must be strings.
 func (p *parser) parse(b []byte) (line, error) {
 	var l line
-	i := skipWS(b, 0)
+	i := record.SkipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return l, errNotObject
 	}
-	i = skipWS(b, i+1)
+	i = record.SkipWS(b, i+1)
 	if i >= len(b) {
 		return l, errSyntax
 	}
@@ -73,14 +72,14 @@ func (p *parser) parse(b []byte) (line, error) {
 		}
 		// Key: raw bytes unless it contains an escape.
 		ks := i + 1
-		k := scanSpecial(b, ks)
+		k := record.ScanSpecial(b, ks)
 		if k >= len(b) {
 			return l, errUnterminated
 		}
 		key := b[ks:k]
 		if b[k] == '\\' {
 			var err error
-			p.keyBuf, i, err = appendUnescaped(p.keyBuf[:0], b, ks)
+			p.keyBuf, i, err = record.AppendUnescaped(p.keyBuf[:0], b, ks)
 			if err != nil {
 				return l, err
 			}
@@ -88,11 +87,11 @@ func (p *parser) parse(b []byte) (line, error) {
 		} else {
 			i = k + 1
 		}
-		i = skipWS(b, i)
+		i = record.SkipWS(b, i)
 		if i >= len(b) || b[i] != ':' {
 			return l, errSyntax
 		}
-		i = skipWS(b, i+1)
+		i = record.SkipWS(b, i+1)
 		if i >= len(b) {
 			return l, errSyntax
 		}
@@ -102,7 +101,7 @@ func (p *parser) parse(b []byte) (line, error) {
 				return l, errNoLog
 			}
 			var err error
-			p.logBuf, i, err = appendUnescaped(p.logBuf[:0], b, i+1)
+			p.logBuf, i, err = record.AppendUnescaped(p.logBuf[:0], b, i+1)
 			if err != nil {
 				return l, err
 			}
@@ -124,7 +123,7 @@ func (p *parser) parse(b []byte) (line, error) {
 			if b[i] != '"' {
 				return l, errBadTime
 			}
-			k := scanSpecial(b, i+1)
+			k := record.ScanSpecial(b, i+1)
 			if k >= len(b) {
 				return l, errUnterminated
 			}
@@ -143,18 +142,18 @@ func (p *parser) parse(b []byte) (line, error) {
 				return l, err
 			}
 		}
-		i = skipWS(b, i)
+		i = record.SkipWS(b, i)
 		if i >= len(b) {
 			return l, errSyntax
 		}
 		if b[i] == ',' {
-			i = skipWS(b, i+1)
+			i = record.SkipWS(b, i+1)
 			continue
 		}
 		if b[i] != '}' {
 			return l, errSyntax
 		}
-		if skipWS(b, i+1) != len(b) {
+		if record.SkipWS(b, i+1) != len(b) {
 			return l, errSyntax
 		}
 		break
@@ -168,7 +167,7 @@ func (p *parser) parse(b []byte) (line, error) {
 // rawOrUnescaped returns the string starting after the quote at s[i:], as a
 // view into s when it has no escapes, else unescaped into p.streamBuf.
 func (p *parser) rawOrUnescaped(s []byte, i int) ([]byte, int, error) {
-	k := scanSpecial(s, i)
+	k := record.ScanSpecial(s, i)
 	if k >= len(s) {
 		return nil, i, errUnterminated
 	}
@@ -176,194 +175,12 @@ func (p *parser) rawOrUnescaped(s []byte, i int) ([]byte, int, error) {
 		return s[i:k], k + 1, nil
 	}
 	var err error
-	p.streamBuf, i, err = appendUnescaped(p.streamBuf[:0], s, i)
+	p.streamBuf, i, err = record.AppendUnescaped(p.streamBuf[:0], s, i)
 	return p.streamBuf, i, err
 }
 
-func skipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\r', '\n':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// scanSpecial returns the index of the first '"' or '\\' in s at or after
-// i, or len(s). It tests eight bytes at a time (SWAR): for the first byte
-// that matches, the zero-byte test is exact.
-func scanSpecial(s []byte, i int) int {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	for ; i+8 <= len(s); i += 8 {
-		x := binary.LittleEndian.Uint64(s[i:])
-		q := x ^ (lo * '"')
-		b := x ^ (lo * '\\')
-		if t := ((q-lo)&^q | (b-lo)&^b) & hi; t != 0 {
-			return i + bits.TrailingZeros64(t)/8
-		}
-	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' {
-			return i
-		}
-	}
-	return len(s)
-}
-
-// appendUnescaped decodes the JSON string whose content starts at s[i]
-// (just after the opening quote), appends it to dst and returns the index
-// just past the closing quote. Raw control characters and invalid UTF-8 are
-// passed through; escapes are decoded as encoding/json does (lone
-// surrogates become U+FFFD).
-func appendUnescaped(dst, s []byte, i int) ([]byte, int, error) {
-	// Long values: two SIMD scans (closing quote, then backslashes before
-	// it) beat one SWAR scan for both.
-	q := -1 // index of the next '"' at or after i, once known
-	start := i
-	for {
-		if q < i {
-			k := bytes.IndexByte(s[i:], '"')
-			if k < 0 {
-				if bytes.IndexByte(s[i:], '\\') >= 0 {
-					q = len(s) // decode the escapes to report the right error
-				} else {
-					return dst, len(s), errUnterminated
-				}
-			} else {
-				q = i + k
-			}
-		}
-		j := -1
-		if i > start {
-			// After an escape the next one is often close: a short loop
-			// costs less than a SIMD call.
-			for k, lim := i, min(q, i+16); k < lim; k++ {
-				if s[k] == '\\' {
-					j = k
-					break
-				}
-			}
-			if j < 0 && i+16 < q {
-				if k := bytes.IndexByte(s[i+16:q], '\\'); k >= 0 {
-					j = i + 16 + k
-				}
-			}
-		} else if k := bytes.IndexByte(s[i:q], '\\'); k >= 0 {
-			j = i + k
-		}
-		if j < 0 {
-			if q >= len(s) {
-				return append(dst, s[i:]...), len(s), errUnterminated
-			}
-			return append(dst, s[i:q]...), q + 1, nil
-		}
-		dst = append(dst, s[i:j]...)
-		// Inline fast path for \u00XX (Docker's <, >, &, tab, control
-		// bytes), the most frequent escape after \n.
-		if j+5 < len(s) && s[j+1] == 'u' && s[j+2] == '0' && s[j+3] == '0' {
-			if h, l := unhex(s[j+4]), unhex(s[j+5]); h < 8 && l < 16 {
-				dst = append(dst, h<<4|l)
-				i = j + 6
-				continue
-			}
-		}
-		var err error
-		if dst, i, err = appendEscape(dst, s, j); err != nil {
-			return dst, i, err
-		}
-	}
-}
-
-// appendEscape decodes the escape sequence at s[i] == '\\'.
-func appendEscape(dst, s []byte, i int) ([]byte, int, error) {
-	if i+1 >= len(s) {
-		return dst, i, errUnterminated
-	}
-	c := s[i+1]
-	if c == 'u' && i+5 < len(s) && s[i+2] == '0' && s[i+3] == '0' {
-		// \u00XX: Docker's escapes of <, >, &, tab and control bytes.
-		if h, l := unhex(s[i+4]), unhex(s[i+5]); h|l < 16 {
-			if r := h<<4 | l; r < utf8.RuneSelf {
-				return append(dst, r), i + 6, nil
-			}
-		}
-	}
-	if c, ok := simpleEscape(c); ok {
-		return append(dst, c), i + 2, nil
-	}
-	if c != 'u' {
-		return dst, i, errBadEscape
-	}
-	r, ok := hex4(s[i+2:])
-	if !ok {
-		return dst, i, errBadEscape
-	}
-	i += 6
-	if r >= 0xD800 && r < 0xE000 {
-		// A high surrogate followed by an escaped low surrogate forms one
-		// code point; anything else is a lone surrogate.
-		if r < 0xDC00 && i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-			if r2, ok := hex4(s[i+2:]); ok && r2 >= 0xDC00 && r2 < 0xE000 {
-				return utf8.AppendRune(dst, 0x10000+(r-0xD800)<<10+(r2-0xDC00)), i + 6, nil
-			}
-		}
-		r = utf8.RuneError
-	}
-	return utf8.AppendRune(dst, r), i, nil
-}
-
-// unhex returns the value of a hex digit, or 16.
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10
-	}
-	return 16
-}
-
-// simpleEscape maps the byte after '\\' of a one-character escape.
-func simpleEscape(c byte) (byte, bool) {
-	switch c {
-	case 'n':
-		return '\n', true
-	case '"', '\\', '/':
-		return c, true
-	case 't':
-		return '\t', true
-	case 'r':
-		return '\r', true
-	case 'b':
-		return '\b', true
-	case 'f':
-		return '\f', true
-	}
-	return 0, false
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		v := unhex(c)
-		if v > 15 {
-			return 0, false
-		}
-		r = r<<4 | rune(v)
-	}
-	return r, true
-}
-
-// maxDepth bounds nesting in skipped values and parsed payloads.
-const maxDepth = 64
+// maxDepth bounds nesting in skipped values, as in parsed payloads.
+const maxDepth = record.MaxDepth
 
 // skipValue returns the index just past the JSON value at s[i]. It checks
 // structure (brackets, strings, escapes) but not the grammar of literals.
@@ -382,7 +199,7 @@ func skipValue(s []byte, i, depth int) (int, error) {
 		if c == '[' {
 			closing = ']'
 		}
-		i = skipWS(s, i+1)
+		i = record.SkipWS(s, i+1)
 		if i < len(s) && s[i] == closing {
 			return i + 1, nil
 		}
@@ -395,16 +212,16 @@ func skipValue(s []byte, i, depth int) (int, error) {
 				if i, err = skipString(s, i+1); err != nil {
 					return i, err
 				}
-				i = skipWS(s, i)
+				i = record.SkipWS(s, i)
 				if i >= len(s) || s[i] != ':' {
 					return i, errSyntax
 				}
-				i = skipWS(s, i+1)
+				i = record.SkipWS(s, i+1)
 			}
 			if i, err = skipValue(s, i, depth+1); err != nil {
 				return i, err
 			}
-			i = skipWS(s, i)
+			i = record.SkipWS(s, i)
 			if i >= len(s) {
 				return i, errSyntax
 			}
@@ -414,7 +231,7 @@ func skipValue(s []byte, i, depth int) (int, error) {
 			if s[i] != ',' {
 				return i, errSyntax
 			}
-			i = skipWS(s, i+1)
+			i = record.SkipWS(s, i+1)
 		}
 	default:
 		if !scalarStart(s[i]) {

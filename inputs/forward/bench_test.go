@@ -98,13 +98,17 @@ func BenchmarkMessageMode(b *testing.B) {
 			benchConn(b, config.ForwardInput{}, block, 1000, rs)
 		})
 	}
+	var jsonBlk []byte
+	for i := range 1000 {
+		jsonBlk = append(jsonBlk, message("7f1c0ad52e4b", uint32(1700000000+i),
+			dockerRecord("/web", "stdout", fmt.Sprintf(`{"level":"info","seq":%d,"msg":"%s"}`, i, strings.Repeat("y", 150))), "")...)
+	}
 	b.Run("parse_json+tag", func(b *testing.B) {
-		var blk []byte
-		for i := range 1000 {
-			blk = append(blk, message("7f1c0ad52e4b", uint32(1700000000+i),
-				dockerRecord("/web", "stdout", fmt.Sprintf(`{"level":"info","seq":%d,"msg":"%s"}`, i, strings.Repeat("y", 150))), "")...)
-		}
-		benchConn(b, config.ForwardInput{ParseJSON: true, Tag: "docker.{name}.{field:level}"}, blk, 1000, 64<<10)
+		benchConn(b, config.ForwardInput{ParseJSON: true, Tag: "docker.{name}.{field:level}"}, jsonBlk, 1000, 64<<10)
+	})
+	// parse_json off: the payload is only looked into for {field:level}.
+	b.Run("field_tag", func(b *testing.B) {
+		benchConn(b, config.ForwardInput{Tag: "docker.{name}.{field:level}"}, jsonBlk, 1000, 64<<10)
 	})
 }
 

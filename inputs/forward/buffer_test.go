@@ -52,7 +52,7 @@ func TestRealBuffer(t *testing.T) {
 			t.Fatalf("event %d acked but not in the queue: %v", i, err)
 		}
 		wire.ForEachEntry(ch.Entries, func(ns int64, rec []byte) error {
-			if l, _ := lookupStr(rec, keyLog); string(l) != fmt.Sprint("line ", read) {
+			if l, _ := wire.LookupString(rec, keyLog); string(l) != fmt.Sprint("line ", read) {
 				t.Fatalf("read back %q, want line %d", l, read)
 			}
 			read++

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/internal/wire"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -46,11 +47,12 @@ type conn struct {
 	reqTag   []byte
 	reqChunk []byte
 
-	ri, gri recInfo // the event being handled, a held partial group
-	keys    keySet
+	ri, gri recInfo       // the event being handled, a held partial group
+	keys    record.Keys   // keys a parsed payload must not repeat
+	fields  record.Fields // a JSON log payload's fields
+	tv      tagValues
 	ev      pipeline.Event
 	rec     []byte // normalized record
-	payload []byte // JSON payload fields for {field:KEY}
 	tag     []byte // rendered tag
 	scratch []byte // decompressed entries
 	acks    []byte // acks to send after the next flush
@@ -382,43 +384,30 @@ func (c *conn) emit(tag []byte, ns int64, rec []byte, ri *recInfo, joinedLog []b
 		if override {
 			log = joinedLog
 		}
-		c.rec = appendDockerRecord(c.rec[:0], ri, log, keepPartial, c.in.cfg.ParseJSON, &c.keys)
+		c.rec = appendDockerRecord(c.rec[:0], ri, log, keepPartial, c.in.cfg.ParseJSON, &c.fields, &c.keys)
 		out = c.rec
 	case c.in.cfg.ParseJSON && ri.hasLog:
-		if r, ok := appendParsedRecord(c.rec[:0], rec, ri); ok {
+		if r, ok := appendParsedRecord(c.rec[:0], rec, ri, &c.fields, &c.keys); ok {
 			c.rec = r
 			out = r
 		}
 	}
 	if t := c.in.tmpl; t != nil {
-		var payload []byte
-		if t.hasField && !c.in.cfg.ParseJSON && ri.hasLog {
-			log := ri.log
+		// {field:KEY} reads the stored record, else (parse_json off) the
+		// JSON log payload, looked into only for the template's keys.
+		c.tv = tagValues{tmpl: t, clientTag: tag, rec: out, fields: &c.fields}
+		if t.Uses(record.Field) && !c.in.cfg.ParseJSON && ri.hasLog {
+			c.tv.log = ri.log
 			if override {
-				log = joinedLog
+				c.tv.log = joinedLog
 			}
-			payload = c.payloadMap(log)
 		}
-		c.tag = t.render(c.tag[:0], tag, out, payload)
+		c.tag = t.Render(c.tag[:0], &c.tv)
 		tag = c.tag
 	}
 	c.ev.Tag, c.ev.Time, c.ev.Record = tag, ns, out
 	c.in.m.events.Inc()
 	return c.w.Add(c.ctx, &c.ev)
-}
-
-// payloadMap converts a JSON log payload to a msgpack map for {field:KEY},
-// nil if it is not a JSON object.
-func (c *conn) payloadMap(log []byte) []byte {
-	b := append(c.payload[:0], 0, 0, 0, 0, 0)
-	c.keys.reset()
-	b, n, ok := appendJSONFields(b, log, &c.keys)
-	c.payload = b
-	if !ok {
-		return nil
-	}
-	c.payload = closeContainer(b, 0, n, true)
-	return c.payload
 }
 
 // onPartial handles a fragment of a line Docker split (partial_message).

@@ -109,8 +109,10 @@
 //
 // Tags: the client's tag, or the tag template (Tag) with {tag}, {name},
 // {id}, {short_id}, {stream}, {label:KEY}, {field:KEY} (a record field, or a
-// field of a JSON log payload even without parse_json); a placeholder
-// without a value renders as "unknown".
+// field of a JSON log payload even without parse_json: then only the
+// template's keys are extracted from it); a placeholder without a value
+// renders as "unknown". Templates and the JSON payload conversion are
+// internal/record's, shared with the docker input.
 //
 // # Metrics
 //

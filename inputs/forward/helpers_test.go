@@ -27,6 +27,14 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// valueLen returns the length of the complete msgpack value at the front
+// of b (internal/wire's scanner, independent of the framer under test), or
+// ok=false if b does not start with one.
+func valueLen(b []byte) (int, bool) {
+	rest, ok := wire.Skip(b)
+	return len(b) - len(rest), ok
+}
+
 // storedEvent is one event as a queue received it.
 type storedEvent struct {
 	Tag    string

@@ -20,6 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
@@ -51,7 +52,7 @@ type Input struct {
 	r        *pipeline.Router
 	log      *slog.Logger
 	m        *inputMetrics
-	tmpl     *tagTemplate
+	tmpl     *record.Template
 	tlsConf  *tls.Config
 	sec      *security
 	rand     io.Reader // nonces and salts; tests replace it
@@ -128,7 +129,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		invalidLog: rateLimit{interval: 10 * time.Second},
 	}
 	if cfg.Tag != "" {
-		t, err := parseTagTemplate(cfg.Tag)
+		t, err := record.Compile(cfg.Tag, record.AllowTag)
 		if err != nil {
 			return nil, fmt.Errorf("forward input %s: %w", id, err)
 		}

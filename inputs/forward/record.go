@@ -3,6 +3,10 @@ package forward
 import (
 	"bytes"
 	"slices"
+
+	"github.com/sluice-agent/sluice/internal/record"
+	"github.com/sluice-agent/sluice/internal/wire"
+	"github.com/tinylib/msgp/msgp"
 )
 
 func cmpKey(a, b kv) int { return bytes.Compare(a.k, b.k) }
@@ -20,6 +24,7 @@ var (
 	keyPartialID      = []byte("partial_id")
 	keyPartialOrdinal = []byte("partial_ordinal")
 	keyPartialLast    = []byte("partial_last")
+	valTrue           = []byte("true")
 )
 
 // kv is one key with its raw msgpack value.
@@ -42,7 +47,6 @@ type recInfo struct {
 	hasPOrdinal, hasPLast    bool
 	ecs                      []kv // FireLens/ECS fields, kept top-level
 	extras                   []kv // driver extras (labels, env): the labels map
-	keys                     keySet
 	hasID, hasSource, hasNam bool
 }
 
@@ -58,9 +62,8 @@ func isECSKey(k []byte) bool {
 
 // scanRecord fills ri from rec in one pass over its top-level pairs.
 func scanRecord(rec []byte, ri *recInfo) {
-	ecs, extras, keys := ri.ecs[:0], ri.extras[:0], ri.keys
-	keys.reset()
-	*ri = recInfo{ecs: ecs, extras: extras, keys: keys}
+	ecs, extras := ri.ecs[:0], ri.extras[:0]
+	*ri = recInfo{ecs: ecs, extras: extras}
 	it, ok := newMapIter(rec)
 	if !ok {
 		return
@@ -75,8 +78,7 @@ func scanRecord(rec []byte, ri *recInfo) {
 			allStr = false
 			continue
 		}
-		ri.keys.add(k)
-		s, _, sok := readStrBin(v)
+		s, _, sok := wire.ReadStrBin(v)
 		switch string(k) {
 		case "log":
 			ri.log, ri.hasLog = s, sok
@@ -128,11 +130,38 @@ func (ri *recInfo) isLast() bool { return string(ri.plast) == "true" }
 //	keepPartial: a fragment that could not be joined),
 //	[the fields of a JSON log payload, with parseJSON]
 //
-// log replaces the record's log (a joined partial line).
-func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJSON bool, taken *keySet) []byte {
-	pos := len(dst)
-	dst = append(dst, 0, 0, 0, 0, 0)
-	n := 4
+// log replaces the record's log (a joined partial line). fields and taken
+// are scratch for the payload's fields.
+func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJSON bool, fields *record.Fields, taken *record.Keys) []byte {
+	n := 4 + len(ri.ecs)
+	if len(ri.extras) > 0 {
+		n++
+	}
+	if keepPartial {
+		n += 4
+	}
+	added := 0
+	if parseJSON {
+		taken.Reset()
+		taken.Add(keyLog)
+		taken.Add(keyStream)
+		taken.Add(keyContainerID)
+		taken.Add(keyContainerName)
+		taken.Add(keyLabels)
+		for _, f := range ri.ecs {
+			taken.Add(f.k)
+		}
+		if keepPartial {
+			taken.Add(keyPartialMessage)
+			taken.Add(keyPartialID)
+			taken.Add(keyPartialOrdinal)
+			taken.Add(keyPartialLast)
+		}
+		if fields.Parse(log, taken) {
+			added = fields.Len()
+		}
+	}
+	dst = msgp.AppendMapHeader(dst, uint32(n+added))
 	dst = appendStr(dst, keyLog)
 	dst = appendStr(dst, log)
 	dst = appendStr(dst, keyStream)
@@ -154,66 +183,55 @@ func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJ
 	if len(ri.extras) > 0 {
 		slices.SortFunc(ri.extras, cmpKey)
 		dst = appendStr(dst, keyLabels)
-		dst = appendMapHeader(dst, len(ri.extras))
+		dst = msgp.AppendMapHeader(dst, uint32(len(ri.extras)))
 		for _, f := range ri.extras {
 			dst = appendStr(dst, f.k)
 			dst = append(dst, f.v...)
 		}
-		n++
 	}
 	for _, f := range ri.ecs {
 		dst = appendStr(dst, f.k)
 		dst = append(dst, f.v...)
-		n++
 	}
 	if keepPartial {
 		dst = appendStr(dst, keyPartialMessage)
-		dst = appendStrString(dst, "true")
+		dst = appendStr(dst, valTrue)
 		dst = appendStr(dst, keyPartialID)
 		dst = appendStr(dst, ri.pid)
 		dst = appendStr(dst, keyPartialOrdinal)
 		dst = appendStr(dst, ri.pordinal)
 		dst = appendStr(dst, keyPartialLast)
 		dst = appendStr(dst, ri.plast)
-		n += 4
 	}
-	if parseJSON {
-		taken.reset()
-		taken.add(keyLog)
-		taken.add(keyStream)
-		taken.add(keyContainerID)
-		taken.add(keyContainerName)
-		taken.add(keyLabels)
-		for _, f := range ri.ecs {
-			taken.add(f.k)
-		}
-		if keepPartial {
-			taken.add(keyPartialMessage)
-			taken.add(keyPartialID)
-			taken.add(keyPartialOrdinal)
-			taken.add(keyPartialLast)
-		}
-		var added int
-		dst, added, _ = appendJSONFields(dst, log, taken)
-		n += added
+	if added > 0 {
+		dst = append(dst, fields.Pairs()...)
 	}
-	return closeContainer(dst, pos, n, true)
+	return dst
 }
 
 // appendParsedRecord appends rec (a record passed through as is) extended
-// with the fields of its JSON log payload. ok is false, and dst unchanged,
-// when the payload is not a JSON object with at least one new field.
-func appendParsedRecord(dst, rec []byte, ri *recInfo) (out []byte, ok bool) {
-	n, body, hok := readMapHeader(rec)
+// with the fields of its JSON log payload; keys already in rec are not
+// added. ok is false, and dst unchanged, when the payload is not a JSON
+// object with at least one new field. fields and taken are scratch.
+func appendParsedRecord(dst, rec []byte, ri *recInfo, fields *record.Fields, taken *record.Keys) (out []byte, ok bool) {
+	n, body, hok := wire.ReadMapHeader(rec)
 	if !hok || !ri.hasLog {
 		return dst, false
 	}
-	pos := len(dst)
-	dst = append(dst, 0, 0, 0, 0, 0)
-	dst = append(dst, body...)
-	dst, added, jok := appendJSONFields(dst, ri.log, &ri.keys)
-	if !jok || added == 0 {
-		return dst[:pos], false
+	taken.Reset()
+	for it := (mapIter{rest: body, left: n}); ; {
+		k, kok, _, more := it.next()
+		if !more {
+			break
+		}
+		if kok {
+			taken.Add(k)
+		}
 	}
-	return closeContainer(dst, pos, n+added, true), true
+	if !fields.Parse(ri.log, taken) || fields.Len() == 0 {
+		return dst, false
+	}
+	dst = msgp.AppendMapHeader(dst, uint32(n+fields.Len()))
+	dst = append(dst, body...)
+	return append(dst, fields.Pairs()...), true
 }

@@ -154,18 +154,18 @@ func ParseAck(b []byte) (chunk []byte, n int, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	cnt, rest, ok := readMapHeader(b[:n])
+	cnt, rest, ok := ReadMapHeader(b[:n])
 	if !ok {
 		return nil, n, fmt.Errorf("%w: ack is a %s, not a map", ErrUnexpected, typeName(b[0]))
 	}
 	for range cnt {
-		k, after, isStr := readStrBin(rest)
+		k, after, isStr := ReadStrBin(rest)
 		if !isStr {
-			after, _ = skip(rest)
+			after, _ = Skip(rest)
 		}
 		l, _ := valueLen(after, 0)
 		if isStr && string(k) == "ack" {
-			if v, _, ok := readStrBin(after[:l]); ok {
+			if v, _, ok := ReadStrBin(after[:l]); ok {
 				chunk = v
 			}
 		}

@@ -15,6 +15,8 @@
 //   - Client side: AppendPackedForward, Gzipper, NewChunkID/ChunkID and
 //     ParseAck.
 //   - Handshake (both sides): HELO, PING, PONG and their SHA-512 digests.
+//   - Record readers for the forward input: Skip, ReadStrBin and
+//     ReadMapHeader (zero-copy, never allocating, like the rest).
 //
 // # Invariants
 //

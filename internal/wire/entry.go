@@ -64,7 +64,7 @@ func ForEachEntry(entries []byte, fn func(unixNano int64, record []byte) error) 
 // absent, if its first occurrence has a value that is not a str or bin, or if
 // record is not a well-formed map. Keys may be str or bin.
 func LookupString(record []byte, key []byte) (val []byte, ok bool) {
-	n, rest, ok := readMapHeader(record)
+	n, rest, ok := ReadMapHeader(record)
 	if !ok {
 		return nil, false
 	}
@@ -74,17 +74,17 @@ func LookupString(record []byte, key []byte) (val []byte, ok bool) {
 		}
 		if isStrBin(rest[0]) {
 			var k []byte
-			if k, rest, ok = readStrBin(rest); !ok {
+			if k, rest, ok = ReadStrBin(rest); !ok {
 				return nil, false
 			}
 			if bytes.Equal(k, key) {
-				v, _, ok := readStrBin(rest)
+				v, _, ok := ReadStrBin(rest)
 				return v, ok
 			}
-		} else if rest, ok = skip(rest); !ok {
+		} else if rest, ok = Skip(rest); !ok {
 			return nil, false
 		}
-		if rest, ok = skip(rest); !ok {
+		if rest, ok = Skip(rest); !ok {
 			return nil, false
 		}
 	}

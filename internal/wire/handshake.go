@@ -75,14 +75,14 @@ func ReadHelo(b []byte) (Helo, int, error) {
 	if err != nil {
 		return h, n, err
 	}
-	cnt, rest, ok := readMapHeader(elems[1])
+	cnt, rest, ok := ReadMapHeader(elems[1])
 	if !ok {
 		return h, n, fmt.Errorf("%w: HELO options are not a map", ErrUnexpected)
 	}
 	for range cnt {
-		k, after, isStr := readStrBin(rest)
+		k, after, isStr := ReadStrBin(rest)
 		if !isStr {
-			after, _ = skip(rest)
+			after, _ = Skip(rest)
 		}
 		l, _ := valueLen(after, 0)
 		val := after[:l:l]
@@ -92,9 +92,9 @@ func ReadHelo(b []byte) (Helo, int, error) {
 		}
 		switch string(k) {
 		case "nonce":
-			h.Nonce, _, _ = readStrBin(val)
+			h.Nonce, _, _ = ReadStrBin(val)
 		case "auth":
-			h.Auth, _, _ = readStrBin(val)
+			h.Auth, _, _ = ReadStrBin(val)
 		case "keepalive":
 			switch val[0] {
 			case mTrue:
@@ -139,7 +139,7 @@ func ReadPing(b []byte) (Ping, int, error) {
 	}
 	dst := [...]*[]byte{&p.Hostname, &p.Salt, &p.SharedKeyDigest, &p.Username, &p.PasswordDigest}
 	for i, d := range dst {
-		v, _, ok := readStrBin(elems[i+1])
+		v, _, ok := ReadStrBin(elems[i+1])
 		if !ok {
 			return Ping{}, n, fmt.Errorf("%w: PING element %d is a %s", ErrUnexpected, i+1, typeName(elems[i+1][0]))
 		}
@@ -183,7 +183,7 @@ func ReadPong(b []byte) (Pong, int, error) {
 	}
 	dst := [...]*[]byte{&p.Reason, &p.Hostname, &p.SharedKeyDigest}
 	for i, d := range dst {
-		v, _, ok := readStrBin(elems[i+2])
+		v, _, ok := ReadStrBin(elems[i+2])
 		if !ok {
 			return Pong{}, n, fmt.Errorf("%w: PONG element %d is a %s", ErrUnexpected, i+2, typeName(elems[i+2][0]))
 		}
@@ -211,7 +211,7 @@ func readHandshake(b []byte, name string, minElems, maxElems int) (n int, elems 
 		elems[i] = rest[:l:l]
 		rest = rest[l:]
 	}
-	if v, _, ok := readStrBin(elems[0]); !ok || string(v) != name {
+	if v, _, ok := ReadStrBin(elems[0]); !ok || string(v) != name {
 		return n, elems, fmt.Errorf("%w: expected %s", ErrUnexpected, name)
 	}
 	return n, elems, nil

@@ -8,7 +8,9 @@ import (
 // This file holds the few msgpack primitives the codec needs beyond
 // tinylib/msgp: a bounded, non-recursive value scanner that tells "need more
 // bytes" from "too large" from "malformed", and type-checked zero-copy
-// readers that never allocate an error on a type mismatch.
+// readers that never allocate an error on a type mismatch. Skip,
+// ReadStrBin and ReadMapHeader are exported for the forward input, which
+// walks the records of events this package decoded.
 
 // msgpack type bytes used by name.
 const (
@@ -163,9 +165,9 @@ func valueLen(b []byte, limit int) (int, error) {
 	return int(p), nil
 }
 
-// skip returns b without its first value, or ok=false if b does not hold a
-// complete, well-formed value.
-func skip(b []byte) (rest []byte, ok bool) {
+// Skip returns b without its first value, or ok=false if b does not hold a
+// complete, well-formed value (nesting costs no stack). It never allocates.
+func Skip(b []byte) (rest []byte, ok bool) {
 	n, err := valueLen(b, 0)
 	if err != nil {
 		return b, false
@@ -185,8 +187,11 @@ func isArray(c byte) bool { return (c >= 0x90 && c <= 0x9f) || c == mArray16 || 
 // isMap reports whether c starts a map.
 func isMap(c byte) bool { return (c >= 0x80 && c <= 0x8f) || c == mMap16 || c == mMap32 }
 
-// readStrBin reads a str or bin value as a view into b.
-func readStrBin(b []byte) (v, rest []byte, ok bool) {
+// ReadStrBin reads a str or bin value at the start of b as a view into b
+// (capacity capped at its length) and returns the bytes after it. ok is
+// false, without allocating, if b does not start with a complete str or
+// bin.
+func ReadStrBin(b []byte) (v, rest []byte, ok bool) {
 	if len(b) == 0 {
 		return nil, b, false
 	}
@@ -256,7 +261,12 @@ func readContainer(b []byte, wantMap bool) (n int, rest []byte, ok bool) {
 }
 
 func readArrayHeader(b []byte) (int, []byte, bool) { return readContainer(b, false) }
-func readMapHeader(b []byte) (int, []byte, bool)   { return readContainer(b, true) }
+
+// ReadMapHeader reads the header of a map at the start of b: n is its
+// number of key/value pairs, rest the bytes after the header. ok is false,
+// without allocating, if b does not start with a map header (a map32
+// announcing more pairs than bytes follow is refused).
+func ReadMapHeader(b []byte) (n int, rest []byte, ok bool) { return readContainer(b, true) }
 
 // readInt reads any msgpack integer (positive/negative fixint, int8..int64,
 // uint8..uint64). ok is false for other types and for a uint64 above

@@ -125,7 +125,7 @@ func ReadRequest(b []byte, maxBytes int) (req Request, n int, err error) {
 		rest = rest[l:]
 		return e
 	}
-	if req.Tag, _, req.tagOK = readStrBin(elem()); !req.tagOK {
+	if req.Tag, _, req.tagOK = ReadStrBin(elem()); !req.tagOK {
 		req.Tag = nil
 	}
 	second := elem()
@@ -133,7 +133,7 @@ func ReadRequest(b []byte, maxBytes int) (req Request, n int, err error) {
 	switch c := second[0]; {
 	case isStrBin(c):
 		req.Mode = ModePackedForward
-		req.body, _, _ = readStrBin(second)
+		req.body, _, _ = ReadStrBin(second)
 	case isArray(c):
 		req.Mode = ModeForward
 		req.count, req.body, _ = readArrayHeader(second)
@@ -158,15 +158,15 @@ func ReadRequest(b []byte, maxBytes int) (req Request, n int, err error) {
 // a map (nil included) is ignored, as are unknown keys and keys whose value
 // has an unexpected type.
 func (r *Request) readOption(v []byte) {
-	cnt, rest, ok := readMapHeader(v)
+	cnt, rest, ok := ReadMapHeader(v)
 	if !ok {
 		return
 	}
 	r.HasOption = true
 	for range cnt {
-		k, after, isStr := readStrBin(rest)
+		k, after, isStr := ReadStrBin(rest)
 		if !isStr {
-			after, _ = skip(rest)
+			after, _ = Skip(rest)
 		}
 		l, _ := valueLen(after, 0)
 		val := after[:l:l]
@@ -176,7 +176,7 @@ func (r *Request) readOption(v []byte) {
 		}
 		switch string(k) {
 		case "chunk":
-			if s, _, ok := readStrBin(val); ok {
+			if s, _, ok := ReadStrBin(val); ok {
 				r.Chunk = s
 			}
 		case "size":
@@ -184,7 +184,7 @@ func (r *Request) readOption(v []byte) {
 				r.Size = int(i)
 			}
 		case "compressed":
-			if s, _, ok := readStrBin(val); ok {
+			if s, _, ok := ReadStrBin(val); ok {
 				r.Compressed = compressedName(s)
 			}
 		}
