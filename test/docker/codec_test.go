@@ -2,9 +2,7 @@ package dockertest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -112,80 +110,8 @@ func (c *checkCodec) check(b *receiver.Batch, ns int64, rec []byte) {
 	b.Add(src, seq, ns)
 }
 
-// ServeConn implements receiver.Codec; it is receiver.Wire's loop with
-// check as the per-event hook.
+// ServeConn implements receiver.Codec: receiver.Wire with check as the
+// per-event hook.
 func (c *checkCodec) ServeConn(conn net.Conn, t *receiver.Tracker) error {
-	const maxBytes = wire.DefaultMaxRequestBytes
-	var (
-		buf     = make([]byte, 0, 256<<10)
-		off     int
-		scratch []byte
-		ack     []byte
-		batch   receiver.Batch
-	)
-	fn := func(ns int64, rec []byte) error {
-		c.check(&batch, ns, rec)
-		return nil
-	}
-	for {
-		for off < len(buf) {
-			req, n, err := wire.ReadRequest(buf[off:], maxBytes)
-			if errors.Is(err, wire.ErrShort) {
-				break
-			}
-			if errors.Is(err, wire.ErrNotArray) || errors.Is(err, wire.ErrInvalidRequest) {
-				off += n
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("read request: %w", err)
-			}
-			if req.Mode == wire.ModeNil {
-				off += n
-				continue
-			}
-			var invalid int
-			scratch, invalid, err = req.Events(scratch, 0, fn)
-			for range invalid {
-				batch.AddUnkeyed()
-			}
-			if err != nil {
-				return fmt.Errorf("events: %w", err)
-			}
-			batch.AddBytes(n)
-			t.Commit(&batch)
-			if req.Chunk != nil {
-				ack = wire.AppendAck(ack[:0], req.Chunk)
-				if _, err := conn.Write(ack); err != nil {
-					return fmt.Errorf("write ack: %w", err)
-				}
-			}
-			off += n
-		}
-		if off == len(buf) {
-			buf, off = buf[:0], 0
-		} else if off > 0 && len(buf) == cap(buf) {
-			buf = buf[:copy(buf, buf[off:])]
-			off = 0
-		}
-		if len(buf) == cap(buf) {
-			if cap(buf) >= maxBytes+64 {
-				return fmt.Errorf("request larger than %d bytes", maxBytes)
-			}
-			nb := make([]byte, len(buf), min(2*cap(buf), maxBytes+64))
-			copy(nb, buf)
-			buf = nb
-		}
-		n, err := conn.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if off < len(buf) {
-					return fmt.Errorf("eof inside a request (%d bytes)", len(buf)-off)
-				}
-				return nil
-			}
-			return err
-		}
-	}
+	return receiver.Wire{OnEvent: c.check}.ServeConn(conn, t)
 }

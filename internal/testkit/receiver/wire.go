@@ -17,6 +17,9 @@ type Wire struct {
 	// MaxDecompressed caps one decompressed request (default
 	// wire.DefaultMaxDecompressedBytes).
 	MaxDecompressed int
+	// OnEvent, if set, records one event in b instead of the default
+	// (RecordKey's src and seq); tests use it to check each record too.
+	OnEvent func(b *Batch, ns int64, rec []byte)
 }
 
 // ServeConn implements Codec.
@@ -34,7 +37,9 @@ func (w Wire) ServeConn(c net.Conn, t *Tracker) error {
 		tracked func(int64, []byte) error
 	)
 	tracked = func(ns int64, rec []byte) error {
-		if src, seq, ok := RecordKey(rec); ok {
+		if w.OnEvent != nil {
+			w.OnEvent(&batch, ns, rec)
+		} else if src, seq, ok := RecordKey(rec); ok {
 			batch.Add(src, seq, ns)
 		} else {
 			batch.AddUnkeyed()
