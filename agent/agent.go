@@ -64,11 +64,11 @@ type Agent struct {
 
 // New opens the buffers and builds every component. On error everything
 // opened so far is closed.
-func New(cfg *config.Config, log *slog.Logger) (a *Agent, err error) {
+func New(cfg *config.Config, log *slog.Logger) (_ *Agent, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a = &Agent{cfg: cfg, log: log, Metrics: metrics.NewSet()}
+	a := &Agent{cfg: cfg, log: log, Metrics: metrics.NewSet()}
 	defer func() {
 		if err != nil {
 			a.closeQueues()

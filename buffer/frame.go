@@ -218,3 +218,10 @@ func scan(seq uint64, data []byte, base int64) scanResult {
 	}
 	return r
 }
+
+// MaxEntries is the largest entries payload one chunk of a tag of tagLen
+// bytes may carry: its frame must fit in one segment. The pipeline uses it
+// to cut chunks in time and to refuse single events that can never fit.
+func (q *Queue) MaxEntries(tagLen int) int {
+	return int(q.opts.SegmentBytes - frameSize(tagLen, 0))
+}

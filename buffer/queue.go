@@ -349,10 +349,22 @@ func (q *Queue) dropLocked(need int64) {
 		i++
 	}
 	q.head = i
-	q.rdIdx = max(q.rdIdx, q.head)
-	q.compactLocked()
+	moved := false
 	if q.ackPos.Segment <= last {
 		q.ackPos = ID{Segment: q.segs[0].seq}
+		moved = true
+	}
+	// Chunks after the dropped ones may already be acked (out of order):
+	// the acked prefix now starts with them.
+	for q.head < len(q.inflight) && q.inflight[q.head].acked {
+		q.ackPos = q.inflight[q.head].next
+		q.head++
+		moved = true
+	}
+	q.rdIdx = max(q.rdIdx, q.head)
+	q.compactLocked()
+	if moved {
+		q.collectLocked()
 		q.persistAckLocked()
 	}
 	if q.readPos.Segment <= last {

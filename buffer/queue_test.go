@@ -309,3 +309,24 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestDropOldestKeepsLaterAcks: chunks after a dropped segment that were
+// already acked (out of order) become the acked prefix at once; a reopen
+// does not deliver them again.
+func TestDropOldestKeepsLaterAcks(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Name: "out", SegmentBytes: 200, MaxBytes: 400}
+	q := mustOpen(t, dir, opts)
+	appendRange(t, q, 0, 6) // segments 1 (chunks 0-2) and 2 (chunks 3-5)
+	var cs []Chunk
+	for range 5 {
+		cs = append(cs, next(t, q))
+	}
+	q.Ack(cs[3].ID)         // chunk 3 in segment 2 acked; 0-2 still in flight
+	appendRange(t, q, 6, 7) // drops segment 1
+	q.Close()
+	q = mustOpen(t, dir, opts)
+	if got, _ := drain(t, q); !equalInts(got, seq(4, 7)) {
+		t.Fatalf("after drop and reopen read %v, want %v (chunk 3 was acked)", got, seq(4, 7))
+	}
+}

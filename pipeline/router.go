@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -40,6 +41,7 @@ type Router struct {
 	chunkBytes []int
 	unrouted   *metrics.Counter
 	routed     []*metrics.Counter
+	tooLarge   []*metrics.Counter
 	log        *slog.Logger
 }
 
@@ -80,6 +82,7 @@ func NewRouter(routes []config.Route, defaultOutput string, outputs []OutputQueu
 		}
 		r.chunkBytes = append(r.chunkBytes, cb)
 		r.routed = append(r.routed, set.GetOrCreateCounter(fmt.Sprintf(`sluice_events_routed_total{output=%q}`, o.ID)))
+		r.tooLarge = append(r.tooLarge, set.GetOrCreateCounter(fmt.Sprintf(`sluice_events_too_large_total{output=%q}`, o.ID)))
 	}
 	for i, rc := range routes {
 		var rt route
@@ -112,6 +115,15 @@ func NewRouter(routes []config.Route, defaultOutput string, outputs []OutputQueu
 	}
 	r.unrouted = set.GetOrCreateCounter(`sluice_events_unrouted_total`)
 	return r, nil
+}
+
+// maxEntries is the largest entries payload output o's queue accepts in one
+// chunk of a tag of tagLen bytes (unlimited for queues that do not say).
+func (r *Router) maxEntries(o, tagLen int) int {
+	if q, ok := r.queues[o].(interface{ MaxEntries(tagLen int) int }); ok {
+		return q.MaxEntries(tagLen)
+	}
+	return math.MaxInt
 }
 
 // Sync makes every queue durable. Inputs call it before committing offsets.

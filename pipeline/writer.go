@@ -12,14 +12,20 @@ import (
 // grow memory without bound).
 const maxCachedTags = 4096
 
+// maxRetained bounds the encode buffers a Writer keeps between Flushes
+// (summed over its builders); past it they are released to the GC.
+const maxRetained = 4 << 20
+
 // Writer batches events into chunks for one input goroutine. It is not safe
 // for concurrent use. See the package doc for its contract.
 type Writer struct {
-	r       *Router
-	tags    map[string]*tagState
-	pending []*builder // builders holding at least one entry, in first-use order
-	outs    []int      // scratch
-	byField bool
+	r        *Router
+	tags     map[string]*tagState
+	pending  []*builder // builders holding at least one entry, in first-use order
+	outs     []int      // scratch
+	entry    []byte     // the current event encoded once, copied per output
+	retained int        // sum of builders' held capacity
+	byField  bool
 }
 
 type tagState struct {
@@ -33,6 +39,8 @@ type builder struct {
 	tag     []byte
 	count   int
 	entries []byte
+	held    int // capacity counted in Writer.retained
+	max     int // largest entries payload the queue accepts for this tag
 }
 
 // NewWriter returns a Writer for one input goroutine.
@@ -41,8 +49,12 @@ func (r *Router) NewWriter() *Writer {
 }
 
 // Add routes ev and encodes it into the pending chunk of each output it goes
-// to. A chunk that reaches its output's chunk size is appended to the queue
-// at once, so Add can block (overflow "block") and return ctx's error.
+// to. A chunk is appended to its queue as soon as the next event would take
+// it past its output's chunk size, so Add can block (overflow "block") and
+// return ctx's error; the event is then not added anywhere and may be
+// retried. An event too large for any chunk of an output's queue is not
+// stored for that output: it is counted in sluice_events_too_large_total
+// and logged.
 func (w *Writer) Add(ctx context.Context, ev *Event) error {
 	ts := w.tags[string(ev.Tag)]
 	if ts == nil {
@@ -59,33 +71,36 @@ func (w *Writer) Add(ctx context.Context, ev *Event) error {
 		w.r.unrouted.Inc()
 		return nil
 	}
-	var entry []byte
+	w.entry = wire.AppendEntry(w.entry[:0], ev.Time, ev.Record)
+	n := len(w.entry)
+	// First make room everywhere, so that an error leaves the event in no
+	// builder at all.
 	for _, o := range outs {
 		b := ts.builders[o]
 		if b == nil {
-			b = &builder{out: o, tag: ts.tag}
+			b = &builder{out: o, tag: ts.tag, max: w.r.maxEntries(o, len(ts.tag))}
 			ts.builders[o] = b
 		}
-		if b.count == 0 {
-			w.pending = append(w.pending, b)
-		}
-		if entry == nil {
-			start := len(b.entries)
-			b.entries = wire.AppendEntry(b.entries, ev.Time, ev.Record)
-			entry = b.entries[start:]
-		} else {
-			b.entries = append(b.entries, entry...)
-		}
-		b.count++
-		w.r.routed[o].Inc()
-	}
-	for _, o := range outs {
-		b := ts.builders[o]
-		if len(b.entries) >= w.r.chunkBytes[o] {
+		if b.count > 0 && (len(b.entries)+n > w.r.chunkBytes[o] || len(b.entries)+n > b.max) {
 			if err := w.flushBuilder(ctx, b); err != nil {
 				return err
 			}
 		}
+	}
+	for _, o := range outs {
+		b := ts.builders[o]
+		if n > b.max {
+			w.r.tooLarge[o].Inc()
+			w.r.log.Warn("event larger than a buffer segment can hold; not stored for this output",
+				"output", w.r.names[o], "tag", string(ts.tag), "entry_bytes", n, "max_bytes", b.max)
+			continue
+		}
+		if b.count == 0 {
+			w.pending = append(w.pending, b)
+		}
+		b.entries = append(b.entries, w.entry...)
+		b.count++
+		w.r.routed[o].Inc()
 	}
 	return nil
 }
@@ -103,6 +118,8 @@ func (w *Writer) flushBuilder(ctx context.Context, b *builder) error {
 	} else {
 		b.entries = b.entries[:0]
 	}
+	w.retained += cap(b.entries) - b.held
+	b.held = cap(b.entries)
 	return nil
 }
 
@@ -118,6 +135,17 @@ func (w *Writer) Flush(ctx context.Context) error {
 	w.pending = w.pending[:0]
 	if len(w.tags) > maxCachedTags {
 		clear(w.tags)
+		w.retained = 0
+	} else if w.retained > maxRetained {
+		// Many tags or outputs: keep memory bounded rather than buffers warm.
+		for _, ts := range w.tags {
+			for _, b := range ts.builders {
+				if b != nil {
+					b.entries, b.held = nil, 0
+				}
+			}
+		}
+		w.retained = 0
 	}
 	return nil
 }

@@ -214,3 +214,86 @@ type discardQueue struct{}
 
 func (discardQueue) Append(context.Context, []byte, int, []byte) error { return nil }
 func (discardQueue) Sync() error                                       { return nil }
+
+// smallQueue accepts chunks of at most 500 entries bytes, like a buffer
+// with a tiny segment.
+type smallQueue struct{ memQueue }
+
+func (q *smallQueue) MaxEntries(int) int { return 500 }
+
+func (q *smallQueue) Append(ctx context.Context, tag []byte, count int, entries []byte) error {
+	if len(entries) > 500 {
+		return errors.New("chunk too large")
+	}
+	return q.memQueue.Append(ctx, tag, count, entries)
+}
+
+// TestWriterTooLargeEvent: an event that can never fit a chunk is counted
+// and skipped for that output only; it never jams the writer.
+func TestWriterTooLargeEvent(t *testing.T) {
+	small, other := &smallQueue{}, &memQueue{}
+	set := metrics.NewSet()
+	r, err := NewRouter([]config.Route{{Match: "**", Outputs: []string{"small", "other"}}}, "",
+		[]OutputQueue{{ID: "small", Queue: small}, {ID: "other", Queue: other}}, set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := r.NewWriter()
+	ctx := context.Background()
+	big := string(make([]byte, 1000))
+	for _, l := range []string{"a", big, "b", "c"} {
+		if err := w.Add(ctx, &Event{Tag: []byte("t"), Record: record("log", l)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := small.events(t); len(got) != 3 {
+		t.Fatalf("small got %d events, want 3 (the big one refused)", len(got))
+	}
+	if got := other.events(t); len(got) != 4 {
+		t.Fatalf("other got %d events, want 4", len(got))
+	}
+	if n := set.GetOrCreateCounter(`sluice_events_too_large_total{output="small"}`).Get(); n != 1 {
+		t.Fatalf("too large = %d, want 1", n)
+	}
+	// Events that together pass the limit are cut into several chunks.
+	for range 20 {
+		w.Add(ctx, &Event{Tag: []byte("t"), Record: record("log", "0123456789012345678901234567890123456789")})
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := small.events(t); len(got) != 23 {
+		t.Fatalf("small got %d events, want 23", len(got))
+	}
+}
+
+// TestWriterRetainedBounded: many tags do not pin one encode buffer each.
+func TestWriterRetainedBounded(t *testing.T) {
+	r, _, _ := newTestRouter(t, []config.Route{{Match: "**", Outputs: []string{"o"}}}, "", 1<<20, "o")
+	w := r.NewWriter()
+	ctx := context.Background()
+	rec := record("log", string(make([]byte, 64<<10)))
+	for i := range 200 {
+		w.Add(ctx, &Event{Tag: []byte{byte(i), 'x'}, Record: rec})
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if w.retained > maxRetained+2*len(rec) {
+			t.Fatalf("retained %d bytes after %d tags", w.retained, i+1)
+		}
+	}
+	held := 0
+	for _, ts := range w.tags {
+		for _, b := range ts.builders {
+			if b != nil {
+				held += cap(b.entries)
+			}
+		}
+	}
+	if held != w.retained || held > maxRetained+2*len(rec) {
+		t.Fatalf("builders hold %d bytes, accounted %d", held, w.retained)
+	}
+}
