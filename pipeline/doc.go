@@ -15,8 +15,14 @@
 //     sends Forward acks) after that, and after Router.Sync for offsets that
 //     must survive power loss.
 //   - Nothing is dropped silently: an event that matches no route and no
-//     default output is counted in sluice_events_unrouted_total; drops caused
-//     by a full queue are counted by the queue itself.
+//     default output is counted in sluice_events_unrouted_total; an event
+//     too large for any chunk of an output's queue (its frame must fit one
+//     segment) is refused for that output only, counted in
+//     sluice_events_too_large_total and logged; drops caused by a full
+//     queue are counted by the queue itself.
+//   - Chunks are cut before they pass the output's chunk_bytes, so only a
+//     single event larger than chunk_bytes makes a larger chunk. Encode
+//     buffers kept between Flushes are bounded (4 MiB per Writer).
 //
 // # Known limitations
 //
