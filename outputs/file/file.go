@@ -113,16 +113,20 @@ func (o *Output) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("file output %s: next chunk: %w", o.id, err)
 		}
-		for {
-			line, err = AppendJSONLines(line[:0], c.Tag, c.Entries)
-			if err != nil {
-				// A chunk that cannot be decoded can never be written; it
-				// passed the buffer's CRC, so this is a producer bug.
-				o.errs.Inc()
-				o.log.Error("undecodable chunk skipped", "output", o.id, "chunk", c.ID.String(), "events", c.Count, "err", err)
-				break
-			}
-			_, err = w.Write(line)
+		line, err = AppendJSONLines(line[:0], c.Tag, c.Entries)
+		if err != nil {
+			// A chunk that cannot be decoded can never be written; it
+			// passed the buffer's CRC, so this is a producer bug.
+			o.errs.Inc()
+			o.log.Error("undecodable chunk skipped", "output", o.id, "chunk", c.ID.String(), "events", c.Count, "err", err)
+			o.src.Ack(c.ID)
+			continue
+		}
+		// After a partial write only the rest is retried: no torn or
+		// doubled lines within a run.
+		for written := 0; ; {
+			n, err := w.Write(line[written:])
+			written += n
 			if err == nil && f != nil {
 				err = f.Sync()
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -95,5 +96,50 @@ func TestRunAcksAfterWrite(t *testing.T) {
 	}
 	if _, err := New("f", config.FileOutput{}, q, nil, nil); err == nil {
 		t.Fatal("empty path accepted")
+	}
+}
+
+// flakyWriter writes half of the first write, then fails it.
+type flakyWriter struct {
+	bytes.Buffer
+	failed bool
+}
+
+func (f *flakyWriter) Write(p []byte) (int, error) {
+	if !f.failed {
+		f.failed = true
+		n, _ := f.Buffer.Write(p[:len(p)/2])
+		return n, errors.New("disk full")
+	}
+	return f.Buffer.Write(p)
+}
+
+// TestPartialWriteRetriesRest: a write that failed half way is retried with
+// the rest only, so the output has each line exactly once.
+func TestPartialWriteRetriesRest(t *testing.T) {
+	q, err := buffer.Open(t.TempDir(), buffer.Options{Name: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := q.Append(ctx, []byte("t"), 3, entries("a", "b", "c")); err != nil {
+		t.Fatal(err)
+	}
+	fw := &flakyWriter{}
+	o := NewWriter("s", fw, q, nil, nil)
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := q.WaitEmpty(wctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	want, _ := AppendJSONLines(nil, []byte("t"), entries("a", "b", "c"))
+	if !bytes.Equal(fw.Bytes(), want) {
+		t.Fatalf("output after a partial write:\n%s\nwant:\n%s", fw.Bytes(), want)
 	}
 }
