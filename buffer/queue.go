@@ -356,17 +356,7 @@ func (q *Queue) dropLocked(need int64) {
 	}
 	// Chunks after the dropped ones may already be acked (out of order):
 	// the acked prefix now starts with them.
-	for q.head < len(q.inflight) && q.inflight[q.head].acked {
-		q.ackPos = q.inflight[q.head].next
-		q.head++
-		moved = true
-	}
-	q.rdIdx = max(q.rdIdx, q.head)
-	q.compactLocked()
-	if moved {
-		q.collectLocked()
-		q.persistAckLocked()
-	}
+	q.advanceAckedLocked(moved)
 	if q.readPos.Segment <= last {
 		q.readPos = ID{Segment: q.segs[0].seq}
 	}

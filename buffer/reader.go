@@ -295,7 +295,17 @@ func (q *Queue) settleLocked(i int) bool {
 	}
 	q.pending--
 	q.pendingEvents -= int64(e.count)
-	moved := false
+	moved := q.advanceAckedLocked(false)
+	q.notifyAckLocked()
+	q.gaugesLocked()
+	return moved
+}
+
+// advanceAckedLocked moves the acked position over the acked chunks at the
+// head of inflight; if it moved (or moved is already true), fully acked
+// segments are deleted and the position is persisted. It reports whether
+// the position moved.
+func (q *Queue) advanceAckedLocked(moved bool) bool {
 	for q.head < len(q.inflight) && q.inflight[q.head].acked {
 		q.ackPos = q.inflight[q.head].next
 		q.head++
@@ -307,8 +317,6 @@ func (q *Queue) settleLocked(i int) bool {
 		q.collectLocked()
 		q.persistAckLocked()
 	}
-	q.notifyAckLocked()
-	q.gaugesLocked()
 	return moved
 }
 
