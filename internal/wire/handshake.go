@@ -75,21 +75,7 @@ func ReadHelo(b []byte) (Helo, int, error) {
 	if err != nil {
 		return h, n, err
 	}
-	cnt, rest, ok := ReadMapHeader(elems[1])
-	if !ok {
-		return h, n, fmt.Errorf("%w: HELO options are not a map", ErrUnexpected)
-	}
-	for range cnt {
-		k, after, isStr := ReadStrBin(rest)
-		if !isStr {
-			after, _ = Skip(rest)
-		}
-		l, _ := valueLen(after, 0)
-		val := after[:l:l]
-		rest = after[l:]
-		if !isStr {
-			continue
-		}
+	isMap := eachStrKey(elems[1], func(k, val []byte) {
 		switch string(k) {
 		case "nonce":
 			h.Nonce, _, _ = ReadStrBin(val)
@@ -103,6 +89,9 @@ func ReadHelo(b []byte) (Helo, int, error) {
 				h.Keepalive, h.KeepaliveSet = false, true
 			}
 		}
+	})
+	if !isMap {
+		return h, n, fmt.Errorf("%w: HELO options are not a map", ErrUnexpected)
 	}
 	if h.Nonce == nil {
 		return h, n, fmt.Errorf("%w: HELO without a nonce", ErrUnexpected)

@@ -323,3 +323,26 @@ func readInt(b []byte) (v int64, rest []byte, ok bool) {
 	}
 	return v, b[1+size:], true
 }
+
+// eachStrKey calls fn for every entry of the map m whose key is a str or
+// bin (other entries are skipped). m must be a complete value, already
+// measured. It reports false if m is not a map.
+func eachStrKey(m []byte, fn func(k, v []byte)) bool {
+	cnt, rest, ok := ReadMapHeader(m)
+	if !ok {
+		return false
+	}
+	for range cnt {
+		k, after, isStr := ReadStrBin(rest)
+		if !isStr {
+			after, _ = Skip(rest)
+		}
+		l, _ := valueLen(after, 0)
+		val := after[:l:l]
+		rest = after[l:]
+		if isStr {
+			fn(k, val)
+		}
+	}
+	return true
+}

@@ -158,22 +158,7 @@ func ReadRequest(b []byte, maxBytes int) (req Request, n int, err error) {
 // a map (nil included) is ignored, as are unknown keys and keys whose value
 // has an unexpected type.
 func (r *Request) readOption(v []byte) {
-	cnt, rest, ok := ReadMapHeader(v)
-	if !ok {
-		return
-	}
-	r.HasOption = true
-	for range cnt {
-		k, after, isStr := ReadStrBin(rest)
-		if !isStr {
-			after, _ = Skip(rest)
-		}
-		l, _ := valueLen(after, 0)
-		val := after[:l:l]
-		rest = after[l:]
-		if !isStr {
-			continue
-		}
+	r.HasOption = eachStrKey(v, func(k, val []byte) {
 		switch string(k) {
 		case "chunk":
 			if s, _, ok := ReadStrBin(val); ok {
@@ -188,7 +173,7 @@ func (r *Request) readOption(v []byte) {
 				r.Compressed = compressedName(s)
 			}
 		}
-	}
+	})
 }
 
 // compressedName returns s as a string, without allocating for the values
