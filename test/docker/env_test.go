@@ -37,16 +37,6 @@ type envOptions struct {
 	docker  bool // a docker input over /var/lib/docker/containers
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // newEnv writes the agent's config and starts the receivers (not the agent).
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
@@ -56,7 +46,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		dir:     dir,
 		cfgPath: filepath.Join(dir, "agent.yml"),
 		logPath: filepath.Join(dir, "agent.log"),
-		metrics: freeAddr(t),
+		metrics: agentproc.FreeAddr(t),
 		recv:    map[string]*receiver.Server{},
 		codec:   map[string]*checkCodec{},
 	}
@@ -77,7 +67,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	p("shutdown_grace: 10s")
 	p("inputs:")
 	if o.forward {
-		e.tcpAddr = freeAddr(t)
+		e.tcpAddr = agentproc.FreeAddr(t)
 		e.unixPath = filepath.Join(dir, "fluent.sock")
 		p("  - id: driver")
 		p("    type: forward")

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-agent/sluice/internal/testkit/agentproc"
 )
 
 // TestFiNC is the outage that motivates the project: every aggregator is
@@ -91,7 +93,7 @@ func TestFiNC(t *testing.T) {
 
 	// Without the agent (nothing listening), sync mode fails the start:
 	// the single point of failure the agent removes.
-	dead := run(t, 1, spec{name: "dead", driver: "fluentd", logOpts: fluentd("tcp://" + freeAddr(t)), args: []string{"-n", "1"}})[0]
+	dead := run(t, 1, spec{name: "dead", driver: "fluentd", logOpts: fluentd("tcp://" + agentproc.FreeAddr(t)), args: []string{"-n", "1"}})[0]
 	if dead.err == nil || !strings.Contains(dead.err.Error(), "failed to initialize logging driver") {
 		t.Errorf("container with a dead fluentd-address: err = %v, want a start failure", dead.err)
 	} else {

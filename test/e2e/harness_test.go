@@ -6,7 +6,6 @@ package e2e
 import (
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -79,16 +78,6 @@ type envOptions struct {
 	checkpoint    time.Duration
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	if agentBin == "" {
@@ -107,7 +96,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.cfg = agentproc.Config{
 		DataDir:            filepath.Join(dir, "data"),
 		DockerRoot:         root,
-		MetricsAddr:        freeAddr(t),
+		MetricsAddr:        agentproc.FreeAddr(t),
 		ShutdownGrace:      o.shutdownGrace,
 		CheckpointInterval: o.checkpoint,
 	}

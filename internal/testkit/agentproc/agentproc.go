@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -330,4 +331,19 @@ func WaitMetrics(addr string, timeout time.Duration) (string, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment
+// ago (for receivers that must keep one address across restarts).
+func FreeAddr(t interface {
+	Helper()
+	Fatal(...any)
+}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
