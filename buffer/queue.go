@@ -138,6 +138,7 @@ type Stats struct {
 	AppendedChunks, AppendedEvents, AppendedBytes int64 // bytes: entries bytes
 	AckedChunks                                   int64
 	DroppedChunks, DroppedEvents, DroppedBytes    int64 // by the DropOldest policy
+	DiscardedChunks, DiscardedEvents              int64 // given up on by the output (Discard)
 	CorruptChunks                                 int64 // damaged regions skipped or truncated
 	BadSegments                                   int64 // unreadable segment files renamed to .bad
 	TruncatedBytes                                int64 // damaged tail bytes cut off the last segment

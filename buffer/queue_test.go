@@ -3,6 +3,7 @@ package buffer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -328,5 +329,35 @@ func TestDropOldestKeepsLaterAcks(t *testing.T) {
 	q = mustOpen(t, dir, opts)
 	if got, _ := drain(t, q); !equalInts(got, seq(4, 7)) {
 		t.Fatalf("after drop and reopen read %v, want %v (chunk 3 was acked)", got, seq(4, 7))
+	}
+}
+
+// TestDiscardCountsApart: a discarded chunk leaves the queue like an acked
+// one but is counted by reason, never as acked.
+func TestDiscardCountsApart(t *testing.T) {
+	set := metrics.NewSet()
+	opts := smallOpts()
+	opts.Name, opts.Metrics = "out", set
+	q := mustOpen(t, t.TempDir(), opts)
+	appendRange(t, q, 0, 3)
+	a, b, c := next(t, q), next(t, q), next(t, q)
+	q.Discard(b.ID, "max_retries")
+	q.Discard(b.ID, "max_retries") // settled: ignored
+	q.Ack(a.ID)
+	q.Ack(c.ID)
+	st := q.Stats()
+	if st.AckedChunks != 2 || st.DiscardedChunks != 1 || st.DiscardedEvents != int64(b.Count) || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	var sb strings.Builder
+	set.WritePrometheus(&sb)
+	for _, want := range []string{
+		`sluice_buffer_discarded_chunks_total{output="out",reason="max_retries"} 1`,
+		fmt.Sprintf(`sluice_buffer_discarded_events_total{output="out",reason="max_retries"} %d`, b.Count),
+		`sluice_buffer_acked_chunks_total{output="out"} 2`,
+	} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, sb.String())
+		}
 	}
 }

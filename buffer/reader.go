@@ -261,15 +261,8 @@ func resyncFile(f *os.File, from, limit int64) int64 {
 func (q *Queue) Ack(id ID) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
-	i, ok := slices.BinarySearchFunc(q.inflight[q.head:], id, func(e inflight, id ID) int { return e.id.compare(id) })
+	i, ok := q.findInflightLocked(id)
 	if !ok {
-		return
-	}
-	i += q.head
-	if q.inflight[i].acked {
 		return
 	}
 	q.stats.AckedChunks++
@@ -277,6 +270,43 @@ func (q *Queue) Ack(id ID) {
 	if q.settleLocked(i) && q.opts.FsyncAlways {
 		_ = q.syncLocked() // logged there; a lost ack position only means duplicates
 	}
+}
+
+// Discard settles the chunk id without delivery: the output gave up on it
+// (for example after max_retries). It leaves the queue like an acked
+// chunk, but is counted apart, by reason, in
+// sluice_buffer_discarded_{chunks,events}_total{output,reason} and in
+// Stats.DiscardedChunks/DiscardedEvents; it never counts as acked.
+// reason must be a short constant (it becomes a label value). Unknown ids
+// are ignored, as for Ack.
+func (q *Queue) Discard(id ID, reason string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i, ok := q.findInflightLocked(id)
+	if !ok {
+		return
+	}
+	n := q.inflight[i].count
+	q.stats.DiscardedChunks++
+	q.stats.DiscardedEvents += int64(n)
+	q.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_discarded_chunks_total{output=%q,reason=%q}`, q.opts.Name, reason)).Inc()
+	q.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_discarded_events_total{output=%q,reason=%q}`, q.opts.Name, reason)).Add(n)
+	if q.settleLocked(i) && q.opts.FsyncAlways {
+		_ = q.syncLocked()
+	}
+}
+
+// findInflightLocked returns the index in inflight of the unsettled chunk
+// id handed out by Next.
+func (q *Queue) findInflightLocked(id ID) (int, bool) {
+	if q.closed {
+		return 0, false
+	}
+	i, ok := slices.BinarySearchFunc(q.inflight[q.head:], id, func(e inflight, id ID) int { return e.id.compare(id) })
+	if !ok || q.inflight[q.head+i].acked {
+		return 0, false
+	}
+	return q.head + i, true
 }
 
 // settleLocked marks inflight[i] done (acked, or lost) and advances ackPos

@@ -35,12 +35,42 @@ func (q *Queue) Sync() error {
 	return q.syncLocked()
 }
 
-// syncLocked makes every change up to the current epoch durable. It
-// releases mu during the fsyncs; while one goroutine fsyncs (syncing),
-// others wait for it and then start the next round, which covers all of
-// them.
-func (q *Queue) syncLocked() error {
-	target := q.epoch
+// Mark returns a durability mark covering every Append (and ack) that
+// returned before the call: SyncTo(mark) returns once all of them are on
+// disk. Marks only grow.
+func (q *Queue) Mark() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.epoch
+}
+
+// SyncTo returns once every change up to mark (from Mark) is durable. If
+// an fsync already covered it, it returns at once; otherwise it joins the
+// running fsync round or starts one (group commit: every caller waiting
+// meanwhile shares the next round), without waiting for the interval
+// timer. After Close it returns nil for marks Close's final fsync covered.
+func (q *Queue) SyncTo(mark uint64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.syncedEpoch >= mark {
+		return nil
+	}
+	if q.closed && q.final {
+		if q.err != nil {
+			return q.err
+		}
+		return ErrClosed
+	}
+	return q.syncToLocked(mark)
+}
+
+// syncLocked makes every change up to the current epoch durable.
+func (q *Queue) syncLocked() error { return q.syncToLocked(q.epoch) }
+
+// syncToLocked makes every change up to target durable. It releases mu
+// during the fsyncs; while one goroutine fsyncs (syncing), others wait for
+// it and then start the next round, which covers all of them.
+func (q *Queue) syncToLocked(target uint64) error {
 	for q.syncedEpoch < target {
 		switch {
 		case q.err != nil:

@@ -102,3 +102,65 @@ func TestFsyncAlwaysGroupCommit(t *testing.T) {
 		t.Fatalf("recovered %d chunks", len(got))
 	}
 }
+
+// TestSyncToGroupCommit: SyncTo returns at once for a covered mark, does
+// not wait for the interval timer, and concurrent waiters share rounds.
+func TestSyncToGroupCommit(t *testing.T) {
+	q := mustOpen(t, t.TempDir(), Options{Name: "t", FsyncInterval: time.Hour})
+	appendRange(t, q, 0, 1)
+	m := q.Mark()
+	start := time.Now()
+	if err := q.SyncTo(m); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("SyncTo waited %s", d)
+	}
+	q.mu.Lock()
+	rounds := q.syncRounds
+	q.mu.Unlock()
+	if err := q.SyncTo(m); err != nil { // covered: no new round
+		t.Fatal(err)
+	}
+	q.mu.Lock()
+	if q.syncRounds != rounds {
+		t.Fatalf("covered mark started a round: %d -> %d", rounds, q.syncRounds)
+	}
+	q.mu.Unlock()
+
+	const waiters = 32
+	var wg sync.WaitGroup
+	errs := make([]error, waiters)
+	for i := range waiters {
+		wg.Go(func() {
+			if err := q.Append(context.Background(), []byte("t"), 1, testEntries(i)); err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = q.SyncTo(q.Mark())
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.mu.Lock()
+	shared := q.syncRounds - rounds
+	synced := q.syncedEpoch == q.epoch
+	q.mu.Unlock()
+	if !synced {
+		t.Fatal("not everything synced")
+	}
+	if shared > waiters {
+		t.Fatalf("%d rounds for %d waiters", shared, waiters)
+	}
+	t.Logf("%d waiters shared %d fsync rounds", waiters, shared)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.SyncTo(m); err != nil {
+		t.Fatalf("covered mark after close: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/internal/testkit/agentproc"
+	"github.com/sluice-agent/sluice/internal/wire"
 )
 
 // forwardConns is the number of client connections of mode forward, one
@@ -44,8 +45,12 @@ func (f *forwardMode) describe(o options) string {
 	if o.gzip {
 		comp = "gzip level 1"
 	}
-	return fmt.Sprintf("mode forward: %d lines x %d B payload from %d fluentd-driver-like connections (Message mode, one write per event, no ack) -> forward input -> 3 forward outputs (require_ack, disk buffer fsync interval 1s, compression %s) -> 3 receivers",
-		o.lines, o.payload, forwardConns, comp)
+	ack := "no ack"
+	if o.ack {
+		ack = "each event acked before the next is sent"
+	}
+	return fmt.Sprintf("mode forward: %d lines x %d B payload from %d fluentd-driver-like connections (Message mode, one write per event, %s) -> forward input -> 3 forward outputs (require_ack, disk buffer fsync interval 1s, compression %s) -> 3 receivers",
+		o.lines, o.payload, forwardConns, ack, comp)
 }
 
 // prepare computes the expectations and the payload total; there is
@@ -135,20 +140,54 @@ func sendConn(c net.Conn, k int, o options) error {
 	tag := []byte("docker.bench-" + strconv.Itoa(k))
 	name := "/bench-" + strconv.Itoa(k)
 	id := strings.Repeat(strconv.Itoa(k%10), 64)
-	var buf, payload []byte
+	var buf, payload, chunk, resp []byte
 	for i := k; i < o.lines; i += forwardConns {
 		payload = appendForwardPayload(payload[:0], i, o.payload)
-		buf = appendDockerMessage(buf[:0], tag, time.Now().Unix(), id, name, payload)
+		if o.ack {
+			chunk = strconv.AppendInt(chunk[:0], int64(i), 36)
+		}
+		buf = appendDockerMessage(buf[:0], tag, time.Now().Unix(), id, name, payload, chunk)
 		if _, err := c.Write(buf); err != nil {
 			return fmt.Errorf("connection %d, line %d: %w", k, i, err)
+		}
+		if o.ack {
+			var err error
+			if resp, err = readAck(c, resp, chunk); err != nil {
+				return fmt.Errorf("connection %d, line %d: %w", k, i, err)
+			}
 		}
 	}
 	return nil
 }
 
+// readAck reads one {"ack": chunk} reply and checks it echoes chunk.
+func readAck(c net.Conn, buf, chunk []byte) ([]byte, error) {
+	buf = buf[:0]
+	c.SetReadDeadline(time.Now().Add(30 * time.Second)) //nolint:errcheck
+	for {
+		got, n, err := wire.ParseAck(buf)
+		switch {
+		case err == nil:
+			if string(got) != string(chunk) || n != len(buf) {
+				return buf, fmt.Errorf("ack %q for chunk %q", got, chunk)
+			}
+			return buf, nil
+		case !errors.Is(err, wire.ErrShort):
+			return buf, fmt.Errorf("read ack: %w", err)
+		}
+		var tmp [256]byte
+		n, err = c.Read(tmp[:])
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			return buf, fmt.Errorf("read ack: %w", err)
+		}
+	}
+}
+
 // appendDockerMessage appends what Docker's fluentd driver writes for one
-// line: [tag, seconds, {container_id, container_name, source, log}, {}].
-func appendDockerMessage(dst, tag []byte, sec int64, id, name string, log []byte) []byte {
+// line: [tag, seconds, {container_id, container_name, source, log}, {}],
+// or with {"chunk": chunk} as the option when chunk is set.
+func appendDockerMessage(dst, tag []byte, sec int64, id, name string, log, chunk []byte) []byte {
 	dst = msgp.AppendArrayHeader(dst, 4)
 	dst = msgp.AppendStringFromBytes(dst, tag)
 	dst = msgp.AppendInt64(dst, sec)
@@ -161,7 +200,12 @@ func appendDockerMessage(dst, tag []byte, sec int64, id, name string, log []byte
 	dst = msgp.AppendString(dst, "stdout")
 	dst = msgp.AppendString(dst, "log")
 	dst = msgp.AppendStringFromBytes(dst, log)
-	return msgp.AppendMapHeader(dst, 0)
+	if chunk == nil {
+		return msgp.AppendMapHeader(dst, 0)
+	}
+	dst = msgp.AppendMapHeader(dst, 1)
+	dst = msgp.AppendString(dst, "chunk")
+	return msgp.AppendStringFromBytes(dst, chunk)
 }
 
 // appendForwardPayload appends line i's JSON payload, padded to size bytes:

@@ -17,7 +17,7 @@ import (
 // time, a map of string fields, and an empty option map.
 func TestDockerMessage(t *testing.T) {
 	log := appendForwardPayload(nil, 7, 200)
-	b := appendDockerMessage(nil, []byte("app"), 1700000000, strings.Repeat("a", 64), "/web", log)
+	b := appendDockerMessage(nil, []byte("app"), 1700000000, strings.Repeat("a", 64), "/web", log, nil)
 	if want, _ := hex.DecodeString("94a3617070d26553f100"); !bytes.HasPrefix(b, want) {
 		t.Fatalf("header % x, want % x", b[:len(want)], want)
 	}
@@ -99,7 +99,7 @@ func BenchmarkDockerMessage(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		payload = appendForwardPayload(payload[:0], i, 200)
-		buf = appendDockerMessage(buf[:0], tag, 1700000000, id, "/web", payload)
+		buf = appendDockerMessage(buf[:0], tag, 1700000000, id, "/web", payload, nil)
 	}
 	b.SetBytes(int64(len(buf)))
 }

@@ -46,6 +46,10 @@ type options struct {
 	payload int
 	runs    int
 	gzip    bool
+	// ack makes mode forward's clients ask for an ack per event and wait
+	// for it before sending the next, as Docker's driver does with
+	// fluentd-request-ack.
+	ack bool
 	agent   string
 	keep    bool
 	// parseJSON turns the docker input's parse_json on (off by default:
@@ -63,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.payload, "payload", 200, "bytes of each line's JSON payload")
 	fs.IntVar(&o.runs, "runs", 3, "number of runs (the median is printed last)")
 	fs.BoolVar(&o.parseJSON, "parse-json", false, "merge each JSON payload's fields into the record (docker input parse_json)")
+	fs.BoolVar(&o.ack, "ack", false, "mode forward: every event asks for an ack and the client waits for it (Docker's fluentd-request-ack)")
 	fs.BoolVar(&o.gzip, "gzip", false, "compress chunks with gzip (level 1) on the forward outputs")
 	fs.StringVar(&o.agent, "agent", "", "use this agent binary instead of building ./cmd/agent")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (generated logs, data dirs, agent logs)")
