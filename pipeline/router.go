@@ -29,6 +29,11 @@ type Queue interface {
 	Append(ctx context.Context, tag []byte, count int, entries []byte) error
 	// Sync makes everything appended so far durable on disk.
 	Sync() error
+	// Mark returns a durability mark covering every Append that returned
+	// before the call; SyncTo(mark) returns once those are durable,
+	// sharing fsyncs with concurrent callers.
+	Mark() uint64
+	SyncTo(mark uint64) error
 }
 
 // Router holds the compiled routes. It is immutable and safe for
@@ -124,6 +129,18 @@ func (r *Router) maxEntries(o, tagLen int) int {
 		return q.MaxEntries(tagLen)
 	}
 	return math.MaxInt
+}
+
+// MaxEventBytes is the largest event (its Forward entry: EventTime and
+// record) that every queue can store under a tag of tagLen bytes. Inputs
+// that acknowledge data to a client refuse larger events before the ack,
+// so that no later stage refuses what was acknowledged.
+func (r *Router) MaxEventBytes(tagLen int) int {
+	n := math.MaxInt
+	for o := range r.queues {
+		n = min(n, r.maxEntries(o, tagLen))
+	}
+	return n
 }
 
 // Sync makes every queue durable. Inputs call it before committing offsets.

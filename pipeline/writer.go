@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sluice-agent/sluice/internal/wire"
@@ -12,20 +13,25 @@ import (
 // grow memory without bound).
 const maxCachedTags = 4096
 
-// maxRetained bounds the encode buffers a Writer keeps between Flushes
-// (summed over its builders); past it they are released to the GC.
+// maxRetained bounds the encode buffers a Writer keeps between Flushes for
+// reuse; past it they are released to the GC.
 const maxRetained = 4 << 20
 
 // Writer batches events into chunks for one input goroutine. It is not safe
-// for concurrent use. See the package doc for its contract.
+// for concurrent use. See the package doc for its contract: Add never
+// fails, Flush is the only step that touches the queues, and what a failed
+// Flush did not append stays held, in order, for the next one.
 type Writer struct {
-	r        *Router
-	tags     map[string]*tagState
-	pending  []*builder // builders holding at least one entry, in first-use order
-	outs     []int      // scratch
-	entry    []byte     // the current event encoded once, copied per output
-	retained int        // sum of builders' held capacity
-	byField  bool
+	r       *Router
+	tags    map[string]*tagState
+	open    []*builder // builders that received an entry since they were last sealed, in first-use order
+	sealed  []sealed   // chunks waiting for Flush, oldest first
+	free    [][]byte   // recycled entry buffers
+	freeCap int        // sum of cap(free[i])
+	marks   []uint64   // per output: queue mark after this Writer's last append, 0 once synced
+	outs    []int      // scratch
+	entry   []byte     // the current event encoded once, copied per output
+	byField bool
 }
 
 type tagState struct {
@@ -34,28 +40,44 @@ type tagState struct {
 	builders []*builder // indexed by output
 }
 
+// builder is the open chunk of one (tag, output).
 type builder struct {
 	out     int
 	tag     []byte
 	count   int
 	entries []byte
-	held    int // capacity counted in Writer.retained
-	max     int // largest entries payload the queue accepts for this tag
+	max     int  // largest entries payload the queue accepts for this tag
+	inOpen  bool // listed in Writer.open
+}
+
+// sealed is a complete chunk not yet appended to its queue.
+type sealed struct {
+	out     int
+	tag     []byte
+	count   int
+	entries []byte
 }
 
 // NewWriter returns a Writer for one input goroutine.
 func (r *Router) NewWriter() *Writer {
-	return &Writer{r: r, tags: make(map[string]*tagState), byField: r.tagDependsOnRecord()}
+	return &Writer{
+		r:       r,
+		tags:    make(map[string]*tagState),
+		marks:   make([]uint64, len(r.queues)),
+		byField: r.tagDependsOnRecord(),
+	}
 }
 
-// Add routes ev and encodes it into the pending chunk of each output it goes
-// to. A chunk is appended to its queue as soon as the next event would take
-// it past its output's chunk size, so Add can block (overflow "block") and
-// return ctx's error; the event is then not added anywhere and may be
-// retried. An event too large for any chunk of an output's queue is not
-// stored for that output: it is counted in sluice_events_too_large_total
-// and logged.
-func (w *Writer) Add(ctx context.Context, ev *Event) error {
+// Add routes ev and encodes it into the open chunk of each output it goes
+// to. It never fails, blocks or touches a queue: a chunk that the next
+// event would take past its output's chunk size is sealed and held until
+// Flush. What a Writer holds is therefore bounded by what its input adds
+// between two successful Flushes. An event too large for any chunk of an
+// output's queue is not stored for that output: it is counted in
+// sluice_events_too_large_total and logged, and Add reports false (inputs
+// that can tell their client, like the forward input, check
+// Router.MaxEventBytes first).
+func (w *Writer) Add(ev *Event) bool {
 	ts := w.tags[string(ev.Tag)]
 	if ts == nil {
 		ts = &tagState{tag: append([]byte(nil), ev.Tag...), builders: make([]*builder, len(w.r.queues))}
@@ -69,93 +91,164 @@ func (w *Writer) Add(ctx context.Context, ev *Event) error {
 	}
 	if len(outs) == 0 {
 		w.r.unrouted.Inc()
-		return nil
+		return true
 	}
 	w.entry = wire.AppendEntry(w.entry[:0], ev.Time, ev.Record)
 	n := len(w.entry)
-	// First make room everywhere, so that an error leaves the event in no
-	// builder at all.
+	stored := true
 	for _, o := range outs {
 		b := ts.builders[o]
 		if b == nil {
 			b = &builder{out: o, tag: ts.tag, max: w.r.maxEntries(o, len(ts.tag))}
 			ts.builders[o] = b
 		}
-		if b.count > 0 && (len(b.entries)+n > w.r.chunkBytes[o] || len(b.entries)+n > b.max) {
-			if err := w.flushBuilder(ctx, b); err != nil {
-				return err
-			}
-		}
-	}
-	for _, o := range outs {
-		b := ts.builders[o]
 		if n > b.max {
+			stored = false
 			w.r.tooLarge[o].Inc()
 			w.r.log.Warn("event larger than a buffer segment can hold; not stored for this output",
 				"output", w.r.names[o], "tag", string(ts.tag), "entry_bytes", n, "max_bytes", b.max)
 			continue
 		}
-		if b.count == 0 {
-			w.pending = append(w.pending, b)
+		if b.count > 0 && (len(b.entries)+n > w.r.chunkBytes[o] || len(b.entries)+n > b.max) {
+			w.seal(b)
+		}
+		if b.entries == nil {
+			b.entries = w.buf()
+		}
+		if !b.inOpen {
+			b.inOpen = true
+			w.open = append(w.open, b)
 		}
 		b.entries = append(b.entries, w.entry...)
 		b.count++
 		w.r.routed[o].Inc()
 	}
+	return stored
+}
+
+// seal moves b's chunk to the sealed list; b starts empty.
+func (w *Writer) seal(b *builder) {
+	w.sealed = append(w.sealed, sealed{out: b.out, tag: b.tag, count: b.count, entries: b.entries})
+	b.count, b.entries = 0, nil
+}
+
+// buf returns an empty entry buffer, recycled when possible.
+func (w *Writer) buf() []byte {
+	if k := len(w.free); k > 0 {
+		b := w.free[k-1]
+		w.free[k-1] = nil
+		w.free = w.free[:k-1]
+		w.freeCap -= cap(b)
+		return b[:0]
+	}
 	return nil
 }
 
-func (w *Writer) flushBuilder(ctx context.Context, b *builder) error {
-	if b.count == 0 {
-		return nil
+// recycle keeps b for reuse unless it is outsized or the pool is full.
+func (w *Writer) recycle(b []byte, out int) {
+	if cap(b) == 0 || cap(b) > 4*w.r.chunkBytes[out] || w.freeCap+cap(b) > maxRetained {
+		return
 	}
-	if err := w.r.queues[b.out].Append(ctx, b.tag, b.count, b.entries); err != nil {
-		return fmt.Errorf("append to output %s: %w", w.r.names[b.out], err)
-	}
-	b.count = 0
-	if cap(b.entries) > 4*w.r.chunkBytes[b.out] {
-		b.entries = nil // do not pin an outsized buffer
-	} else {
-		b.entries = b.entries[:0]
-	}
-	w.retained += cap(b.entries) - b.held
-	b.held = cap(b.entries)
-	return nil
+	w.free = append(w.free, b[:0])
+	w.freeCap += cap(b)
 }
 
-// Flush appends every pending chunk to its queue. When it returns nil, every
-// event added so far has been handed to its queues.
+// Flush appends every held chunk to its queue, in the order the chunks
+// were cut. It returns nil once every event added so far has been handed
+// to its queues (written to the OS; fsynced when the queue's policy is
+// "always"). On error the chunks not yet appended stay held, in order, and
+// the next Flush continues with them: a chunk is appended exactly once and
+// none is skipped. The error wraps the queue's (ctx's for a queue blocked
+// by overflow "block").
 func (w *Writer) Flush(ctx context.Context) error {
-	for i, b := range w.pending {
-		if err := w.flushBuilder(ctx, b); err != nil {
-			w.pending = w.pending[:copy(w.pending, w.pending[i:])]
-			return err
+	for _, b := range w.open {
+		if b.count > 0 {
+			w.seal(b)
 		}
+		b.inOpen = false
 	}
-	w.pending = w.pending[:0]
+	clear(w.open)
+	w.open = w.open[:0]
+	for i := range w.sealed {
+		s := &w.sealed[i]
+		q := w.r.queues[s.out]
+		if err := q.Append(ctx, s.tag, s.count, s.entries); err != nil {
+			n := copy(w.sealed, w.sealed[i:])
+			clear(w.sealed[n:])
+			w.sealed = w.sealed[:n]
+			return fmt.Errorf("append to output %s: %w", w.r.names[s.out], err)
+		}
+		w.marks[s.out] = q.Mark()
+		w.recycle(s.entries, s.out)
+	}
+	clear(w.sealed)
+	w.sealed = w.sealed[:0]
 	if len(w.tags) > maxCachedTags {
 		clear(w.tags)
-		w.retained = 0
-	} else if w.retained > maxRetained {
-		// Many tags or outputs: keep memory bounded rather than buffers warm.
-		for _, ts := range w.tags {
-			for _, b := range ts.builders {
-				if b != nil {
-					b.entries, b.held = nil, 0
-				}
-			}
-		}
-		w.retained = 0
 	}
 	return nil
 }
 
-// Pending reports whether events were added since the last Flush.
+// Sync returns once every chunk this Writer appended is durable on disk
+// (not only written to the OS). It waits only for the queues this Writer
+// appended to since its last Sync, and shares each queue's fsync with every
+// other waiter (group commit; see buffer.Queue.SyncTo), without waiting for
+// the fsync interval. Inputs call it after a successful Flush and before
+// they acknowledge data to a client.
+func (w *Writer) Sync() error {
+	var errs []error
+	for o, m := range w.marks {
+		if m == 0 {
+			continue
+		}
+		if err := w.r.queues[o].SyncTo(m); err != nil {
+			errs = append(errs, fmt.Errorf("sync output %s: %w", w.r.names[o], err))
+			continue
+		}
+		w.marks[o] = 0
+	}
+	return errors.Join(errs...)
+}
+
+// Pending reports whether events were added and not yet appended by a
+// successful Flush.
 func (w *Writer) Pending() bool {
-	for _, b := range w.pending {
+	if len(w.sealed) > 0 {
+		return true
+	}
+	for _, b := range w.open {
 		if b.count > 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// Held returns the number of entries and entry bytes added and not yet
+// appended (an event routed to two outputs counts twice).
+func (w *Writer) Held() (entries, bytes int) {
+	for _, s := range w.sealed {
+		entries += s.count
+		bytes += len(s.entries)
+	}
+	for _, b := range w.open {
+		entries += b.count
+		bytes += len(b.entries)
+	}
+	return entries, bytes
+}
+
+// Discard drops everything held and returns the number of entries dropped,
+// for an input that gives up (its client is gone and will resend, or the
+// agent is stopping); the caller counts them.
+func (w *Writer) Discard() int {
+	n, _ := w.Held()
+	for _, b := range w.open {
+		b.count, b.entries, b.inOpen = 0, nil, false
+	}
+	clear(w.open)
+	w.open = w.open[:0]
+	clear(w.sealed)
+	w.sealed = w.sealed[:0]
+	return n
 }

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -14,9 +16,11 @@ import (
 
 // memQueue records appended chunks.
 type memQueue struct {
-	chunks []chunk
-	fail   error
-	syncs  int
+	chunks    []chunk
+	fail      error
+	failAfter int // with fail: accept this many more appends first
+	syncs     int
+	syncedTo  uint64
 }
 
 type chunk struct {
@@ -27,13 +31,20 @@ type chunk struct {
 
 func (q *memQueue) Append(_ context.Context, tag []byte, count int, entries []byte) error {
 	if q.fail != nil {
-		return q.fail
+		if q.failAfter == 0 {
+			return q.fail
+		}
+		q.failAfter--
 	}
 	q.chunks = append(q.chunks, chunk{string(tag), count, append([]byte(nil), entries...)})
 	return nil
 }
 
 func (q *memQueue) Sync() error { q.syncs++; return nil }
+
+func (q *memQueue) Mark() uint64 { return uint64(len(q.chunks)) }
+
+func (q *memQueue) SyncTo(m uint64) error { q.syncedTo = max(q.syncedTo, m); return nil }
 
 // events decodes every entry of every chunk as "tag:log".
 func (q *memQueue) events(t *testing.T) []string {
@@ -93,9 +104,7 @@ func TestWriterRoutes(t *testing.T) {
 	w := r.NewWriter()
 	ctx := context.Background()
 	add := func(tag string, kv ...string) {
-		if err := w.Add(ctx, &Event{Tag: []byte(tag), Time: 1, Record: record(kv...)}); err != nil {
-			t.Fatal(err)
-		}
+		w.Add(&Event{Tag: []byte(tag), Time: 1, Record: record(kv...)})
 	}
 	add("app.web", "log", "a1")
 	add("x.y", "log", "u1", "log_type", "audit")
@@ -134,7 +143,7 @@ func TestWriterDefaultOutput(t *testing.T) {
 	r, qs, set := newTestRouter(t, []config.Route{{Match: "a", Outputs: []string{"a"}}}, "other", 0, "a", "other")
 	w := r.NewWriter()
 	ctx := context.Background()
-	w.Add(ctx, &Event{Tag: []byte("b"), Record: record("log", "x")})
+	w.Add(&Event{Tag: []byte("b"), Record: record("log", "x")})
 	w.Flush(ctx)
 	if got := qs["other"].events(t); len(got) != 1 || got[0] != "b:x" {
 		t.Fatalf("default output got %v", got)
@@ -149,10 +158,10 @@ func TestWriterChunkSize(t *testing.T) {
 	w := r.NewWriter()
 	ctx := context.Background()
 	for i := 0; i < 100; i++ {
-		w.Add(ctx, &Event{Tag: []byte("t"), Record: record("log", "0123456789012345678901234567890123456789")})
+		w.Add(&Event{Tag: []byte("t"), Record: record("log", "0123456789012345678901234567890123456789")})
 	}
-	if len(qs["o"].chunks) == 0 {
-		t.Fatal("no chunk appended before Flush although chunk size was exceeded")
+	if len(qs["o"].chunks) != 0 {
+		t.Fatal("Add appended to a queue; only Flush may")
 	}
 	w.Flush(ctx)
 	total := 0
@@ -171,7 +180,7 @@ func TestWriterFlushErrorKeepsEvents(t *testing.T) {
 	r, qs, _ := newTestRouter(t, []config.Route{{Match: "**", Outputs: []string{"o"}}}, "", 0, "o")
 	w := r.NewWriter()
 	ctx := context.Background()
-	w.Add(ctx, &Event{Tag: []byte("t"), Record: record("log", "kept")})
+	w.Add(&Event{Tag: []byte("t"), Record: record("log", "kept")})
 	qs["o"].fail = errors.New("disk full")
 	if err := w.Flush(ctx); err == nil {
 		t.Fatal("Flush hid the queue error")
@@ -205,7 +214,7 @@ func BenchmarkWriterAdd(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec)))
 	for b.Loop() {
-		w.Add(ctx, ev)
+		w.Add(ev)
 	}
 	w.Flush(ctx)
 }
@@ -214,6 +223,8 @@ type discardQueue struct{}
 
 func (discardQueue) Append(context.Context, []byte, int, []byte) error { return nil }
 func (discardQueue) Sync() error                                       { return nil }
+func (discardQueue) Mark() uint64                                      { return 1 }
+func (discardQueue) SyncTo(uint64) error                               { return nil }
 
 // smallQueue accepts chunks of at most 500 entries bytes, like a buffer
 // with a tiny segment.
@@ -242,8 +253,8 @@ func TestWriterTooLargeEvent(t *testing.T) {
 	ctx := context.Background()
 	big := string(make([]byte, 1000))
 	for _, l := range []string{"a", big, "b", "c"} {
-		if err := w.Add(ctx, &Event{Tag: []byte("t"), Record: record("log", l)}); err != nil {
-			t.Fatal(err)
+		if stored := w.Add(&Event{Tag: []byte("t"), Record: record("log", l)}); stored != (l != big) {
+			t.Fatalf("Add(%d bytes) stored = %v", len(l), stored)
 		}
 	}
 	if err := w.Flush(ctx); err != nil {
@@ -260,7 +271,7 @@ func TestWriterTooLargeEvent(t *testing.T) {
 	}
 	// Events that together pass the limit are cut into several chunks.
 	for range 20 {
-		w.Add(ctx, &Event{Tag: []byte("t"), Record: record("log", "0123456789012345678901234567890123456789")})
+		w.Add(&Event{Tag: []byte("t"), Record: record("log", "0123456789012345678901234567890123456789")})
 	}
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -277,13 +288,19 @@ func TestWriterRetainedBounded(t *testing.T) {
 	ctx := context.Background()
 	rec := record("log", string(make([]byte, 64<<10)))
 	for i := range 200 {
-		w.Add(ctx, &Event{Tag: []byte{byte(i), 'x'}, Record: rec})
+		w.Add(&Event{Tag: []byte{byte(i), 'x'}, Record: rec})
 		if err := w.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if w.retained > maxRetained+2*len(rec) {
-			t.Fatalf("retained %d bytes after %d tags", w.retained, i+1)
+		if w.freeCap > maxRetained {
+			t.Fatalf("retained %d bytes after %d tags", w.freeCap, i+1)
 		}
+	}
+	for i := range 200 { // 200 tags in one Flush: buffers are released after it
+		w.Add(&Event{Tag: []byte{byte(i), 'y'}, Record: rec})
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 	held := 0
 	for _, ts := range w.tags {
@@ -293,7 +310,97 @@ func TestWriterRetainedBounded(t *testing.T) {
 			}
 		}
 	}
-	if held != w.retained || held > maxRetained+2*len(rec) {
-		t.Fatalf("builders hold %d bytes, accounted %d", held, w.retained)
+	if held != 0 || w.freeCap > maxRetained {
+		t.Fatalf("builders hold %d bytes, pool %d after a Flush", held, w.freeCap)
+	}
+}
+
+// TestWriterFlushFailsMidway: appends fail in the middle of a Flush that
+// holds many sealed chunks for two outputs; retried Flushes append every
+// chunk exactly once and in order, whatever failed where.
+func TestWriterFlushFailsMidway(t *testing.T) {
+	for failAt := 0; failAt < 12; failAt++ {
+		r, qs, _ := newTestRouter(t, []config.Route{{Match: "**", Outputs: []string{"a", "b"}}}, "", 300, "a", "b")
+		w := r.NewWriter()
+		ctx := context.Background()
+		var want []string
+		for i := range 40 {
+			l := fmt.Sprintf("line-%03d-%s", i, strings.Repeat("x", i%7*20))
+			w.Add(&Event{Tag: []byte("t"), Record: record("log", l)})
+			want = append(want, "t:"+l)
+		}
+		failing := qs["a"]
+		if failAt%2 == 1 {
+			failing = qs["b"]
+		}
+		failing.fail, failing.failAfter = errors.New("no space left on device"), failAt/2
+		if err := w.Flush(ctx); err == nil {
+			t.Fatalf("failAt %d: Flush hid the error", failAt)
+		}
+		if !w.Pending() {
+			t.Fatalf("failAt %d: nothing held after a failed Flush", failAt)
+		}
+		// More events arrive while the queue is failing; still in order.
+		for i := 40; i < 60; i++ {
+			l := fmt.Sprintf("line-%03d", i)
+			w.Add(&Event{Tag: []byte("t"), Record: record("log", l)})
+			want = append(want, "t:"+l)
+		}
+		if err := w.Flush(ctx); err == nil {
+			t.Fatalf("failAt %d: second Flush hid the error", failAt)
+		}
+		failing.fail = nil
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if w.Pending() {
+			t.Fatal("held after a successful Flush")
+		}
+		for _, name := range []string{"a", "b"} {
+			got := qs[name].events(t)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("failAt %d: output %s got %d events, want %d in order:\n%v", failAt, name, len(got), len(want), got)
+			}
+			for _, c := range qs[name].chunks {
+				if len(c.entries) > 300 && c.count > 1 {
+					t.Fatalf("chunk of %d bytes past chunk_bytes", len(c.entries))
+				}
+			}
+		}
+	}
+}
+
+// TestWriterSyncCoversAppends: Sync waits on exactly the queues this Writer
+// appended to, with their marks.
+func TestWriterSyncCoversAppends(t *testing.T) {
+	r, qs, _ := newTestRouter(t, []config.Route{{Match: "a", Outputs: []string{"a"}}, {Match: "b", Outputs: []string{"b"}}}, "", 0, "a", "b")
+	w := r.NewWriter()
+	ctx := context.Background()
+	w.Add(&Event{Tag: []byte("a"), Record: record("log", "x")})
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if qs["a"].syncedTo != 1 || qs["b"].syncedTo != 0 {
+		t.Fatalf("synced a to %d, b to %d", qs["a"].syncedTo, qs["b"].syncedTo)
+	}
+}
+
+func TestWriterDiscard(t *testing.T) {
+	r, qs, _ := newTestRouter(t, []config.Route{{Match: "**", Outputs: []string{"a", "b"}}}, "", 100, "a", "b")
+	w := r.NewWriter()
+	for range 10 {
+		w.Add(&Event{Tag: []byte("t"), Record: record("log", "0123456789012345678901234567890123456789")})
+	}
+	if n, _ := w.Held(); n != 20 {
+		t.Fatalf("held %d entries, want 20", n)
+	}
+	if n := w.Discard(); n != 20 || w.Pending() {
+		t.Fatalf("discarded %d, pending %v", n, w.Pending())
+	}
+	if err := w.Flush(context.Background()); err != nil || len(qs["a"].chunks) != 0 {
+		t.Fatalf("flush after discard: %v, %d chunks", err, len(qs["a"].chunks))
 	}
 }

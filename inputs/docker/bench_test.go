@@ -50,6 +50,8 @@ type discardQueue struct{}
 
 func (discardQueue) Append(context.Context, []byte, int, []byte) error { return nil }
 func (discardQueue) Sync() error                                       { return nil }
+func (discardQueue) Mark() uint64                                      { return 1 }
+func (discardQueue) SyncTo(uint64) error                               { return nil }
 
 // BenchmarkReadParseAdd measures the whole hot path for 200-byte payload
 // lines: pread, split, parse, record, tag, Writer.Add, Flush per turn. One

@@ -5,8 +5,11 @@
 // # Invariants
 //
 //   - At least once. An offset is committed only after every line before it
-//     was accepted by pipeline.Writer.Flush: read a batch, Add each event,
-//     Flush, and only then advance the file's handed-off offset. The
+//     was accepted by pipeline.Writer.Flush: read a batch, Add each event
+//     (Add never fails), Flush, and only then advance the file's handed-off
+//     offset. A failed Flush keeps its events in the Writer; the reader
+//     retries that Flush with back-off before it reads anything else, so no
+//     line read is ever dropped or skipped. The
 //     handed-off offset never passes the start of an incomplete partial
 //     group or of a physical line still being read. The checkpoint
 //     goroutine snapshots the handed-off offsets, calls Router.Sync (fsync

@@ -42,6 +42,8 @@ type fakeQueue struct {
 	syncs    int
 	appends  int
 	gate     chan struct{} // if set, Append waits for it
+	attempts int
+	failWhen func(attempt int) bool // if set, Append attempts it returns true for fail
 }
 
 func (q *fakeQueue) Append(ctx context.Context, tag []byte, count int, entries []byte) error {
@@ -59,6 +61,10 @@ func (q *fakeQueue) Append(ctx context.Context, tag []byte, count int, entries [
 	defer q.mu.Unlock()
 	if q.failApp != nil {
 		return q.failApp
+	}
+	q.attempts++
+	if q.failWhen != nil && q.failWhen(q.attempts) {
+		return errors.New("no space left on device")
 	}
 	var evs []event
 	err := wire.ForEachEntry(entries, func(ns int64, rec []byte) error {
@@ -93,6 +99,14 @@ func (q *fakeQueue) Sync() error {
 	q.syncs++
 	return q.failSync
 }
+
+func (q *fakeQueue) Mark() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return uint64(q.appends)
+}
+
+func (q *fakeQueue) SyncTo(uint64) error { return q.Sync() }
 
 func (q *fakeQueue) setFail(app, sync error) {
 	q.mu.Lock()

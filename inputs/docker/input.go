@@ -672,7 +672,8 @@ func (in *Input) emit(ctx context.Context, f *file, msg, stream []byte, t int64,
 	}
 	in.rec = rec
 	in.ev = pipeline.Event{Tag: in.tagFor(c, stream, fields), Time: t, Record: rec}
-	return in.w.Add(ctx, &in.ev)
+	in.w.Add(&in.ev)
+	return nil
 }
 
 // trimPartialRune drops an incomplete UTF-8 sequence left at the end of b

@@ -24,6 +24,10 @@ func (q *countQueue) Append(_ context.Context, _ []byte, count int, _ []byte) er
 }
 func (q *countQueue) Sync() error { return nil }
 
+func (q *countQueue) Mark() uint64 { return 1 }
+
+func (q *countQueue) SyncTo(uint64) error { return nil }
+
 // loopConn serves block over and over until total bytes were read, in reads
 // of at most readSize bytes (a socket hands over what arrived).
 type loopConn struct {

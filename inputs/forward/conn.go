@@ -60,6 +60,8 @@ type conn struct {
 	out     []byte // handshake messages
 	parts   partials
 	eventFn func(int64, []byte) error
+
+	maxEvent, maxEventTag int // Router.MaxEventBytes for tags of maxEventTag bytes
 }
 
 func newConn(in *Input, ctx context.Context, nc net.Conn) *conn {
@@ -405,9 +407,28 @@ func (c *conn) emit(tag []byte, ns int64, rec []byte, ri *recInfo, joinedLog []b
 		c.tag = t.Render(c.tag[:0], &c.tv)
 		tag = c.tag
 	}
+	// Refuse here, before the ack, what a later stage would refuse after it:
+	// an event no queue can store, or one nested too deep for the outputs'
+	// decoders.
+	if len(tag) != c.maxEventTag || c.maxEvent == 0 {
+		c.maxEventTag, c.maxEvent = len(tag), c.in.r.MaxEventBytes(len(tag))
+	}
+	if n := wire.EntryLen(len(out)); n > c.maxEvent {
+		c.in.m.refusedSize.Inc()
+		c.logInvalid("refused an event larger than a buffer segment can hold (not stored, its request is still acked)",
+			"tag", string(tag), "entry_bytes", n, "max_bytes", c.maxEvent)
+		return nil
+	}
+	if !wire.WithinDepth(out, MaxRecordDepth) {
+		c.in.m.refusedDepth.Inc()
+		c.logInvalid("refused an event nested deeper than the limit (not stored, its request is still acked)",
+			"tag", string(tag), "max_depth", MaxRecordDepth)
+		return nil
+	}
 	c.ev.Tag, c.ev.Time, c.ev.Record = tag, ns, out
 	c.in.m.events.Inc()
-	return c.w.Add(c.ctx, &c.ev)
+	c.w.Add(&c.ev)
+	return nil
 }
 
 // onPartial handles a fragment of a line Docker split (partial_message).
@@ -487,14 +508,19 @@ func (c *conn) expirePartials(now time.Time) error {
 	return c.commit()
 }
 
-// commit makes every added event durable in its queues (Writer.Flush), and
-// only then sends the acks of the requests they came in.
+// commit hands every added event to its queues (flush) and, when acks are
+// due, waits until an fsync covers them (Writer.Sync, shared with every
+// other waiter of those queues); only then does it send the acks of the
+// requests the events came in.
 func (c *conn) commit() error {
-	if err := c.w.Flush(c.ctx); err != nil {
-		return fmt.Errorf("hand events to the buffer (acks withheld): %w", err)
+	if err := c.flush(); err != nil {
+		return err
 	}
 	if len(c.acks) == 0 {
 		return nil
+	}
+	if err := c.w.Sync(); err != nil {
+		return fmt.Errorf("make events durable (acks withheld): %w", err)
 	}
 	if err := c.write(c.acks); err != nil {
 		return fmt.Errorf("send acks: %w", err)
@@ -502,6 +528,41 @@ func (c *conn) commit() error {
 	c.in.m.acks.Add(c.nacks)
 	c.acks, c.nacks = c.acks[:0], 0
 	return nil
+}
+
+// flush appends what the Writer holds to the queues. While a queue fails
+// (a full disk, overflow "block" at its cap) it retries with back-off and
+// the connection reads nothing, so the client is held back and nothing is
+// lost. It gives up only when the connection's context ends (stopTimeout
+// into shutdown): what is still held is then discarded and counted in
+// sluice_input_discarded_events_total, and the acks of those requests are
+// withheld, so a client that asked for acks sends them again.
+func (c *conn) flush() error {
+	backoff := flushRetryMin
+	for {
+		err := c.w.Flush(c.ctx)
+		if err == nil {
+			return nil
+		}
+		c.in.m.flushRetries.Inc()
+		if c.ctx.Err() != nil {
+			if n := c.w.Discard(); n > 0 {
+				c.in.m.discarded.Add(n)
+				c.log.Error("giving up on events the buffer did not accept before shutdown; acks withheld", "entries", n, "err", err)
+			}
+			return fmt.Errorf("hand events to the buffer (acks withheld): %w", err)
+		}
+		if ok, n := c.in.flushLog.allow(); ok {
+			c.log.Warn("handing events to the buffer failed; retrying, reading from this connection paused", "err", err, "retry_in", backoff.String(), "suppressed", n)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-c.ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		backoff = min(2*backoff, flushRetryMax)
+	}
 }
 
 func (c *conn) write(b []byte) error {

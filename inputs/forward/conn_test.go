@@ -3,6 +3,7 @@ package forward
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"net"
 	"reflect"
@@ -10,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/pipeline"
 )
 
 // want is one expected stored event.
@@ -314,20 +317,156 @@ func TestAckOnlyAfterDurable(t *testing.T) {
 	}
 }
 
-// TestFlushFailureWithholdsAck: a queue error means no ack and a closed
-// connection, so the client resends.
-func TestFlushFailureWithholdsAck(t *testing.T) {
-	q := &fakeQueue{err: fmt.Errorf("disk full")}
+// TestFlushFailureHoldsThenDelivers: appends fail in the middle of a
+// Flush that holds many chunks (events bigger than a chunk, a long line, a
+// joined partial line). No ack is sent while the queue fails; once it
+// recovers every event is stored exactly once, in order, and acked.
+func TestFlushFailureHoldsThenDelivers(t *testing.T) {
+	q := &fakeQueue{}
+	q.setErr(errors.New("no space left on device"), 3)
+	set := metrics.NewSet()
+	r, err := pipeline.NewRouter([]config.Route{{Match: "**", Outputs: []string{"out"}}}, "",
+		[]pipeline.OutputQueue{{ID: "out", Queue: q, ChunkBytes: 256}}, metrics.NewSet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := New("fw", config.ForwardInput{Listen: "127.0.0.1:0"}, r, nil, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := runServer(t, in, q, set)
+	c := s.dial(t)
+	var want []string
+	var req []byte
+	// Without acks: a Docker line split in three fragments (joined), then
+	// lines each bigger than a chunk.
+	req = append(req, message("app", 1700000000, fragment("stdout", "p1", 1, false, "part-one "), "")...)
+	req = append(req, message("app", 1700000000, fragment("stdout", "p1", 2, false, "part-two "), "")...)
+	req = append(req, message("app", 1700000000, fragment("stdout", "p1", 3, true, "part-three"), "")...)
+	want = append(want, "part-one part-two part-three")
+	for i := range 20 {
+		l := fmt.Sprintf("big-%02d-%s", i, strings.Repeat("x", 300))
+		req = append(req, message("app", 1700000001, rec("log", l), "")...)
+		want = append(want, l)
+	}
+	// A long line and a Forward-mode request of 30 events, both acked.
+	long := "long-" + strings.Repeat("y", 64<<10)
+	req = append(req, message("app", 1700000002, rec("log", long), "c-long")...)
+	want = append(want, long)
+	fwd := append([]byte{0x93}, msgp.AppendString(nil, "app")...)
+	fwd = msgp.AppendArrayHeader(fwd, 30)
+	for i := range 30 {
+		l := fmt.Sprintf("fwd-%02d-%s", i, strings.Repeat("z", i*10))
+		fwd = append(fwd, entry(1700000003, 0, rec("log", l))...)
+		want = append(want, l)
+	}
+	fwd = append(fwd, options("c-fwd")...)
+	req = append(req, fwd...)
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	expectNothing(t, c, 500*time.Millisecond) // no ack while the queue fails
+	if n := s.counter(`sluice_input_flush_failures_total{input="fw"}`); n == 0 {
+		t.Fatal("no flush failure counted")
+	}
+	q.setErr(nil, 0)
+	if got, exp := readN(t, c, len(ack("c-long"))+len(ack("c-fwd"))), append(ack("c-long"), ack("c-fwd")...); !bytes.Equal(got, exp) {
+		t.Fatalf("acks %q, want %q", got, exp)
+	}
+	got := q.waitEvents(t, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("stored %d events, want %d", len(got), len(want))
+	}
+	for i, ev := range got {
+		if l, _ := decodeRecord(t, ev.Record)["log"].(string); l != want[i] {
+			t.Fatalf("event %d: log %.40q, want %.40q", i, l, want[i])
+		}
+	}
+	if n := s.counter(`sluice_input_discarded_events_total{input="fw"}`); n != 0 {
+		t.Fatalf("%d events discarded", n)
+	}
+}
+
+// TestFlushFailureAtShutdownCounted: when the queue still fails as the
+// input stops, the connection gives up: the acks stay withheld and the
+// held events are counted as discarded, never silently gone.
+func TestFlushFailureAtShutdownCounted(t *testing.T) {
+	q := &fakeQueue{}
+	q.setErr(fmt.Errorf("disk full"), 0)
 	s := startServer(t, config.ForwardInput{}, q)
 	c := s.dial(t)
 	c.Write(message("app", 1700000000, rec("log", "x"), "c1"))
+	expectNothing(t, c, 300*time.Millisecond)
+	s.stop()
 	if got := readAll(t, c); len(got) != 0 {
 		t.Fatalf("server sent %x after a failed flush", got)
 	}
 	if n := s.counter(`sluice_input_acks_total{input="fw"}`); n != 0 {
 		t.Fatalf("acks counter %d", n)
 	}
+	if n := s.counter(`sluice_input_discarded_events_total{input="fw"}`); n != 1 {
+		t.Fatalf("discarded %d, want 1", n)
+	}
 }
+
+// TestRefusedBeforeAck: an event bigger than a buffer segment, and one
+// nested 100,000 deep, are refused before the ack (counted), while the
+// good events of the same request are stored and the request acked.
+func TestRefusedBeforeAck(t *testing.T) {
+	q := &segQueue{max: 200 << 10}
+	set := metrics.NewSet()
+	r, err := pipeline.NewRouter([]config.Route{{Match: "**", Outputs: []string{"out"}}}, "",
+		[]pipeline.OutputQueue{{ID: "out", Queue: q}}, metrics.NewSet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := New("fw", config.ForwardInput{Listen: "127.0.0.1:0"}, r, nil, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := runServer(t, in, &q.fakeQueue, set)
+	deep := msgp.AppendMapHeader(nil, 2)
+	deep = msgp.AppendString(deep, "log")
+	deep = msgp.AppendString(deep, "deep")
+	deep = msgp.AppendString(deep, "nest")
+	for range 100000 {
+		deep = msgp.AppendArrayHeader(deep, 1)
+	}
+	deep = msgp.AppendNil(deep)
+	fwd := append([]byte{0x93}, msgp.AppendString(nil, "app")...)
+	fwd = msgp.AppendArrayHeader(fwd, 202)
+	for i := range 100 {
+		fwd = append(fwd, entry(1700000000, 0, rec("log", fmt.Sprint("a", i)))...)
+	}
+	fwd = append(fwd, entry(1700000000, 0, rec("log", strings.Repeat("b", 300<<10)))...)
+	fwd = append(fwd, entry(1700000000, 0, deep)...)
+	for i := range 100 {
+		fwd = append(fwd, entry(1700000000, 0, rec("log", fmt.Sprint("c", i)))...)
+	}
+	fwd = append(fwd, options("c1")...)
+	c := s.dial(t)
+	c.Write(fwd)
+	if got := readN(t, c, len(ack("c1"))); !bytes.Equal(got, ack("c1")) {
+		t.Fatalf("ack %q", got)
+	}
+	if got := q.snapshot(); len(got) != 200 {
+		t.Fatalf("stored %d events, want 200", len(got))
+	}
+	if n := s.counter(`sluice_input_refused_events_total{input="fw",reason="event_bytes"}`); n != 1 {
+		t.Fatalf("refused for size: %d", n)
+	}
+	if n := s.counter(`sluice_input_refused_events_total{input="fw",reason="nesting_depth"}`); n != 1 {
+		t.Fatalf("refused for depth: %d", n)
+	}
+}
+
+// segQueue is a fakeQueue with a segment-like entries limit.
+type segQueue struct {
+	fakeQueue
+	max int
+}
+
+func (q *segQueue) MaxEntries(int) int { return q.max }
 
 // TestInvalidInput: invalid events are skipped and counted but their
 // Message is still acked (as in_forward); non-array values and nil

@@ -5,15 +5,30 @@
 //
 // # Invariants
 //
-//   - An ack is sent only after the events of its request were handed to
-//     every queue they route to: each connection goroutine decodes every
-//     complete request in its read buffer into its own pipeline.Writer, then
-//     calls Writer.Flush, and only when Flush returned nil writes the
-//     {"ack": chunk} replies of those requests (the chunk echoed byte for
-//     byte, trailing "\n" included). Whether "handed to the queue" survives
-//     power loss and not only kill -9 is the queue's fsync policy ("always"
-//     fsyncs before Flush returns). If Flush fails, the acks are withheld and
-//     the connection closed, so the client resends.
+//   - An ack means "on disk": it is sent only after the events of its
+//     request were appended to every queue they route to AND an fsync
+//     covering them finished. Each connection goroutine decodes every
+//     complete request in its read buffer into its own pipeline.Writer,
+//     calls Writer.Flush, then Writer.Sync (group commit: every connection
+//     waiting on a queue shares one fsync, started at once rather than at
+//     the fsync interval), and only then writes the {"ack": chunk} replies
+//     of those requests (the chunk echoed byte for byte). Requests without
+//     a chunk are not waited for.
+//   - Nothing is lost while a queue refuses appends (full disk, overflow
+//     "block" at its cap): Flush keeps what it did not append, the
+//     connection retries it with back-off and reads nothing meanwhile, so
+//     the client is held back. Only when the connection's context ends
+//     (5 s into shutdown) does it give up: the acks stay withheld (a client
+//     that asked for them resends) and the held events are counted in
+//     sluice_input_discarded_events_total.
+//   - Nothing is acknowledged that a later stage refuses: an event whose
+//     entry is larger than the smallest buffer segment can store
+//     (pipeline.Router.MaxEventBytes, derived from segment_bytes), or whose
+//     record nests maps and arrays deeper than MaxRecordDepth (65), is
+//     refused before Add, counted in
+//     sluice_input_refused_events_total{reason="event_bytes"|"nesting_depth"}
+//     and logged (rate-limited); the other events of its request are stored
+//     and the request is acked, as for invalid events.
 //   - Requests are batched across the read buffer: Docker's driver writes one
 //     Message per event, and all the events that arrived together are added
 //     and flushed once (a request with a chunk still gets its ack in the

@@ -51,6 +51,7 @@ type fakeQueue struct {
 	gate    chan struct{}
 	entered chan struct{}
 	err     error
+	okFirst int // with err set: this many appends still succeed first
 }
 
 func (q *fakeQueue) Append(ctx context.Context, tag []byte, count int, entries []byte) error {
@@ -68,7 +69,10 @@ func (q *fakeQueue) Append(ctx context.Context, tag []byte, count int, entries [
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.err != nil {
-		return q.err
+		if q.okFirst == 0 {
+			return q.err
+		}
+		q.okFirst--
 	}
 	q.appends++
 	n := 0
@@ -87,6 +91,20 @@ func (q *fakeQueue) Append(ctx context.Context, tag []byte, count int, entries [
 }
 
 func (q *fakeQueue) Sync() error { return nil }
+
+func (q *fakeQueue) Mark() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return uint64(q.appends)
+}
+
+func (q *fakeQueue) SyncTo(uint64) error { return nil }
+
+func (q *fakeQueue) setErr(err error, okFirst int) {
+	q.mu.Lock()
+	q.err, q.okFirst = err, okFirst
+	q.mu.Unlock()
+}
 
 func (q *fakeQueue) snapshot() []storedEvent {
 	q.mu.Lock()

@@ -33,6 +33,12 @@ const (
 	DefaultMaxConnections       = 1024
 	DefaultPartialTimeout       = 5 * time.Second
 	DefaultMaxPartialBytes      = 1 << 20
+
+	// MaxRecordDepth bounds how deeply a stored record nests maps and
+	// arrays (the record map itself is level 1): the record plus the
+	// record.MaxDepth levels a parsed JSON payload may have. A deeper event
+	// is refused before its request is acked.
+	MaxRecordDepth = record.MaxDepth + 1
 )
 
 // Timeouts of the connection handling. They are not configurable: they only
@@ -41,6 +47,8 @@ const (
 	handshakeTimeout = 10 * time.Second       // TLS handshake, and HELO to PING
 	writeTimeout     = 30 * time.Second       // one ack or handshake write
 	drainGrace       = 250 * time.Millisecond // reading on after shutdown starts
+	flushRetryMin    = 50 * time.Millisecond  // back-off of a failing Flush
+	flushRetryMax    = 2 * time.Second
 	stopTimeout      = 5 * time.Second        // final flushes, then connections are cut
 )
 
@@ -68,6 +76,7 @@ type Input struct {
 
 	rejectLog  rateLimit // connections over MaxConnections
 	invalidLog rateLimit // invalid events and requests
+	flushLog   rateLimit // failing Flushes
 }
 
 // New validates cfg and returns an Input. It does not bind anything; Run
@@ -127,6 +136,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		conns:      make(map[*conn]struct{}),
 		rejectLog:  rateLimit{interval: 10 * time.Second},
 		invalidLog: rateLimit{interval: 10 * time.Second},
+		flushLog:   rateLimit{interval: 10 * time.Second},
 	}
 	if cfg.Tag != "" {
 		t, err := record.Compile(cfg.Tag, record.AllowTag)

@@ -27,6 +27,10 @@ type inputMetrics struct {
 	limitDecompressed *metrics.Counter // ...{limit="decompressed_bytes"}
 	limitConnections  *metrics.Counter // ...{limit="connections"}
 	limitPartial      *metrics.Counter // ...{limit="partial_bytes"}
+	refusedSize       *metrics.Counter // sluice_input_refused_events_total{reason="event_bytes"}
+	refusedDepth      *metrics.Counter // ...{reason="nesting_depth"}
+	flushRetries      *metrics.Counter // sluice_input_flush_failures_total
+	discarded         *metrics.Counter // sluice_input_discarded_events_total (held when a connection gave up)
 }
 
 func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
@@ -54,6 +58,10 @@ func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
 		limitDecompressed: l("decompressed_bytes"),
 		limitConnections:  l("connections"),
 		limitPartial:      l("partial_bytes"),
+		refusedSize:       set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="event_bytes"}`, id)),
+		refusedDepth:      set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="nesting_depth"}`, id)),
+		flushRetries:      c("flush_failures_total"),
+		discarded:         c("discarded_events_total"),
 	}
 }
 

@@ -29,10 +29,15 @@ func AppendEventTime(dst []byte, unixNano int64) []byte {
 // concatenation of entries is a PackedForward entry stream, the form chunks
 // are stored in.
 func AppendEntry(dst []byte, unixNano int64, record []byte) []byte {
+	// EntryLen must agree.
 	dst = append(dst, 0x92)
 	dst = AppendEventTime(dst, unixNano)
 	return append(dst, record...)
 }
+
+// EntryLen is the length AppendEntry gives an entry of a record of
+// recordLen bytes: the array header, the 10-byte EventTime and the record.
+func EntryLen(recordLen int) int { return 1 + 10 + recordLen }
 
 // ForEachEntry calls fn for each [time, record] entry of a packed entry
 // stream built with AppendEntry, in order, with the time in nanoseconds and

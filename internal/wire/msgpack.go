@@ -346,3 +346,55 @@ func eachStrKey(m []byte, fn func(k, v []byte)) bool {
 	}
 	return true
 }
+
+// WithinDepth reports whether the first msgpack value of b is complete and
+// nests arrays and maps at most max levels deep (a scalar is at depth 0, a
+// map of scalars at 1). It walks iteratively, with a stack of at most max
+// entries, and stops at the first level past max, so a hostile value
+// nested 100,000 deep costs no more than one max deep.
+func WithinDepth(b []byte, max int) bool {
+	var stackBuf [80]uint64
+	stack := stackBuf[:0] // elements still to read, per open container
+	for {
+		if len(b) == 0 {
+			return false
+		}
+		n, rest, ok := readContainer(b, false)
+		isMap := false
+		if !ok {
+			n, rest, ok = readContainer(b, true)
+			isMap = ok
+		}
+		if ok {
+			if len(stack) >= max {
+				return false
+			}
+			elems := uint64(n)
+			if isMap {
+				elems *= 2
+			}
+			b = rest
+			if elems > 0 {
+				stack = append(stack, elems)
+				continue
+			}
+		} else {
+			l, err := valueLen(b, 0)
+			if err != nil {
+				return false
+			}
+			b = b[l:]
+		}
+		// One value done: count it against the containers it closes.
+		for {
+			if len(stack) == 0 {
+				return true
+			}
+			stack[len(stack)-1]--
+			if stack[len(stack)-1] > 0 {
+				break
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+}

@@ -582,3 +582,51 @@ func TestEventsZeroAlloc(t *testing.T) {
 		}
 	}
 }
+
+func TestWithinDepth(t *testing.T) {
+	nested := func(depth int, inner []byte) []byte {
+		var b []byte
+		for i := 0; i < depth; i++ {
+			if i%2 == 0 {
+				b = msgp.AppendMapHeader(b, 1)
+				b = msgp.AppendString(b, "k")
+			} else {
+				b = msgp.AppendArrayHeader(b, 1)
+			}
+		}
+		return append(b, inner...)
+	}
+	scalar := msgp.AppendString(nil, "v")
+	flat := msgp.AppendMapHeader(nil, 2)
+	flat = msgp.AppendString(flat, "a")
+	flat = msgp.AppendArrayHeader(flat, 0)
+	flat = msgp.AppendString(flat, "b")
+	flat = msgp.AppendMapHeader(flat, 1)
+	flat = msgp.AppendString(flat, "c")
+	flat = msgp.AppendInt(flat, 7)
+	cases := []struct {
+		name string
+		b    []byte
+		max  int
+		want bool
+	}{
+		{"scalar", scalar, 0, true},
+		{"map of map", flat, 2, true},
+		{"map of map, max 1", flat, 1, false},
+		{"depth 65 under 65", nested(65, scalar), 65, true},
+		{"depth 66 under 65", nested(66, scalar), 65, false},
+		{"100000 deep", nested(100000, scalar), 65, false},
+		{"truncated", flat[:len(flat)-1], 5, false},
+		{"empty", nil, 5, false},
+		{"siblings after deep", append(msgp.AppendArrayHeader(nil, 2), append(nested(3, scalar), scalar...)...), 4, true},
+	}
+	for _, c := range cases {
+		if got := WithinDepth(c.b, c.max); got != c.want {
+			t.Errorf("%s: WithinDepth = %v, want %v", c.name, got, c.want)
+		}
+	}
+	deep := nested(64, scalar)
+	if n := testing.AllocsPerRun(10, func() { WithinDepth(deep, 65) }); n > 0 {
+		t.Errorf("%v allocs", n)
+	}
+}

@@ -56,6 +56,10 @@ func (q *memQueue) Append(_ context.Context, tag []byte, _ int, entries []byte) 
 }
 func (q *memQueue) Sync() error { return nil }
 
+func (q *memQueue) Mark() uint64 { return 1 }
+
+func (q *memQueue) SyncTo(uint64) error { return nil }
+
 func (q *memQueue) snapshot() []event {
 	q.mu.Lock()
 	defer q.mu.Unlock()
