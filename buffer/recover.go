@@ -145,10 +145,10 @@ func (q *Queue) recover() error {
 	if err := q.ack.write(pos); err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
-	if err := q.ack.f.Sync(); err != nil {
+	if err := syncFile(q.ack.f); err != nil {
 		return fmt.Errorf("buffer: fsync ack file: %w", err)
 	}
-	if err := q.dirf.Sync(); err != nil {
+	if err := syncFile(q.dirf); err != nil {
 		return fmt.Errorf("buffer: fsync dir: %w", err)
 	}
 	q.dirDirty = false

@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// syncFile is every fsync the queue does (segments, the ack file, the
+// directory). Crash tests replace it to learn what a power cut would keep.
+var syncFile = (*os.File).Sync
+
 // persistAckLocked writes ackPos to the ack file (fsynced by the next
 // sync). A failure only means more duplicates after a crash, so it is
 // logged, once, not returned.
@@ -116,7 +120,7 @@ func (q *Queue) syncToLocked(target uint64) error {
 func (q *Queue) fsync(files []*os.File, wf *os.File, ack, dir bool) error {
 	var errs []error
 	for _, f := range files {
-		if err := f.Sync(); err != nil {
+		if err := syncFile(f); err != nil {
 			errs = append(errs, fmt.Errorf("fsync %s: %w", filepath.Base(f.Name()), err))
 		}
 		if err := f.Close(); err != nil {
@@ -124,17 +128,17 @@ func (q *Queue) fsync(files []*os.File, wf *os.File, ack, dir bool) error {
 		}
 	}
 	if wf != nil {
-		if err := wf.Sync(); err != nil {
+		if err := syncFile(wf); err != nil {
 			errs = append(errs, fmt.Errorf("fsync %s: %w", filepath.Base(wf.Name()), err))
 		}
 	}
 	if ack {
-		if err := q.ack.f.Sync(); err != nil {
+		if err := syncFile(q.ack.f); err != nil {
 			errs = append(errs, fmt.Errorf("fsync ack file: %w", err))
 		}
 	}
 	if dir {
-		if err := q.dirf.Sync(); err != nil {
+		if err := syncFile(q.dirf); err != nil {
 			errs = append(errs, fmt.Errorf("fsync dir: %w", err))
 		}
 	}
