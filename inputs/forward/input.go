@@ -48,7 +48,7 @@ const (
 	writeTimeout     = 30 * time.Second       // one ack or handshake write
 	drainGrace       = 250 * time.Millisecond // reading on after shutdown starts
 	flushRetryMin    = 50 * time.Millisecond  // back-off of a failing Flush
-	flushRetryMax    = 2 * time.Second
+	flushRetryMax    = 2 * time.Second        // its cap
 	stopTimeout      = 5 * time.Second        // final flushes, then connections are cut
 )
 
