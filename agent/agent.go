@@ -1,4 +1,5 @@
-// Package agent assembles the components named in a config and runs them.
+// Package agent assembles the components named in a config and runs them
+// under a supervisor.
 //
 // # Lifecycle
 //
@@ -15,95 +16,178 @@
 //  3. outputs stop, queues are closed.
 //
 // Run returns only after every goroutine it started has exited.
+//
+// # Supervision and ownership
+//
+//   - Every input, output and buffer runs on its own goroutine, with its own
+//     context and its own metrics.Set, in a supervisor keyed by kind and id
+//     (supervisor.go). One of them can be stopped and started again
+//     (StopInput, StartInput, StopOutput, StartOutput) while the others run
+//     on undisturbed; its series leave /metrics when it stops and come back,
+//     counting from zero, when it starts. Agent.op serialises those calls,
+//     the start phase of Run and the shutdown: one change at a time.
+//   - A component built by New is the first one started; every later start
+//     builds a new one from the same settings (an input or output runs
+//     once).
+//   - An output's queue outlives its output: while the output is stopped
+//     the queue stays open and inputs keep appending (under its overflow
+//     policy). A new output over it first rewinds it, so the chunks the
+//     previous one read but did not settle are read again.
+//   - A stopped input has flushed, synced and committed its offsets as at
+//     shutdown; started again, it resumes from them.
+//   - The Router lives in a pipeline.Holder: an input is built with the
+//     Router current at its start (see pipeline.Holder for Writers that
+//     follow later changes). The routing counters live in the Agent's own
+//     set, which outlives Routers.
+//   - A component that exits with an error without being stopped fails the
+//     agent: Run shuts everything down in order and returns that error.
+//     Errors of components being stopped are returned by the stop (and by
+//     Run for the shutdown's stops).
+//
+// # Component types
+//
+// config declares every type and its settings (config.Types); the table in
+// components.go binds each type to its constructor. Registration cannot be
+// one value holding both: the plugins import config for their settings, so
+// config, its tests and `agent validate` must know every type without
+// linking the plugins. TestEveryTypeHasAConstructor keeps the two in step,
+// and New refuses a type without a constructor.
 package agent
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/buffer"
 	"github.com/sluice-agent/sluice/config"
-	"github.com/sluice-agent/sluice/inputs/docker"
-	fwdin "github.com/sluice-agent/sluice/inputs/forward"
-	"github.com/sluice-agent/sluice/outputs/file"
-	fwdout "github.com/sluice-agent/sluice/outputs/forward"
-	"github.com/sluice-agent/sluice/outputs/stdout"
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
-// runner is what every input and output is.
-type runner interface {
-	Run(ctx context.Context) error
-}
+// errNotRunning is returned by Start*/Stop* outside Run.
+var errNotRunning = errors.New("agent is not running")
 
-type component struct {
-	kind, id string
-	r        runner
-}
-
-// Agent is a configured, not yet running, set of components.
+// Agent is a configured set of components. New builds it, Run runs it
+// once.
 type Agent struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	Metrics *metrics.Set
-	queues  []*buffer.Queue
-	qnames  []string
-	outputs []component
-	inputs  []component
-	Router  *pipeline.Router
+	cfg    *config.Config
+	log    *slog.Logger
+	set    *metrics.Set     // the Agent's own series: routing counters
+	router *pipeline.Holder // the current Router
+	sup    *supervisor
+	queues []*outQueue // in config order; owned by the Agent, not supervised units
+
+	inputs, outputs []*unit // in config order
+
+	ran atomic.Bool // Run was called
+
+	// op serialises starts and stops (Run's start phase, Start*/Stop*,
+	// the shutdown) and guards running and the units' ready fields.
+	op      sync.Mutex
+	running bool
 }
 
-// New opens the buffers and builds every component. On error everything
-// opened so far is closed.
+// outQueue is one output's disk queue and its metrics set.
+type outQueue struct {
+	id  string
+	q   *buffer.Queue
+	set *metrics.Set
+}
+
+// unit is one input or output the Agent can (re)start.
+type unit struct {
+	ref   ref
+	build func(set *metrics.Set) (runner, error)
+	// before runs before each start (outputs: rewind the queue).
+	before func()
+	// ready and readySet are the component built by New, until started.
+	ready    runner
+	readySet *metrics.Set
+}
+
+// New checks cfg, opens the buffers and builds every component. On error
+// everything opened so far is closed.
 func New(cfg *config.Config, log *slog.Logger) (_ *Agent, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: log, Metrics: metrics.NewSet()}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: log, set: metrics.NewSet(), sup: newSupervisor(log)}
 	defer func() {
 		if err != nil {
 			a.closeQueues()
 		}
 	}()
 	var oq []pipeline.OutputQueue
-	for _, o := range cfg.Outputs {
-		q, err := buffer.Open(filepath.Join(cfg.DataDir, "buffer", o.ID), bufferOptions(o, log, a.Metrics))
-		if err != nil {
-			return nil, fmt.Errorf("output %s: open buffer: %w", o.ID, err)
-		}
-		a.queues = append(a.queues, q)
-		a.qnames = append(a.qnames, o.ID)
-		oq = append(oq, pipeline.OutputQueue{ID: o.ID, Queue: q, ChunkBytes: int(o.Buffer.ChunkBytes)})
-		out, err := newOutput(o, q, log, a.Metrics)
+	for i := range cfg.Outputs {
+		o := &cfg.Outputs[i]
+		spec := o.Spec()
+		c, err := constructorFor(outputConstructors, o.Type, spec)
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", o.ID, err)
 		}
-		a.outputs = append(a.outputs, component{"output", o.ID, out})
+		qset := metrics.NewSet()
+		q, err := buffer.Open(filepath.Join(cfg.DataDir, "buffer", o.ID), bufferOptions(o, log, qset))
+		if err != nil {
+			return nil, fmt.Errorf("output %s: open buffer: %w", o.ID, err)
+		}
+		a.queues = append(a.queues, &outQueue{id: o.ID, q: q, set: qset})
+		oq = append(oq, pipeline.OutputQueue{ID: o.ID, Queue: q, ChunkBytes: int(o.Buffer.ChunkBytes)})
+		id, l := o.ID, log.With("output", o.ID)
+		u := &unit{ref: ref{"output", id}, before: q.Rewind, build: func(set *metrics.Set) (runner, error) {
+			return c.build(env{id: id, dataDir: cfg.DataDir, log: l, metrics: set, queue: q}, spec)
+		}}
+		if err := u.prepare(); err != nil {
+			return nil, fmt.Errorf("output %s: %w", o.ID, err)
+		}
+		a.outputs = append(a.outputs, u)
 	}
-	a.Router, err = pipeline.NewRouter(cfg.Routes, cfg.DefaultOutput, oq, a.Metrics, log)
+	r, err := pipeline.NewRouter(cfg.Routes, cfg.DefaultOutput, oq, a.set, log)
 	if err != nil {
 		return nil, err
 	}
-	for _, in := range cfg.Inputs {
-		r, err := newInput(in, cfg.DataDir, a.Router, log, a.Metrics)
+	a.router = pipeline.NewHolder(r)
+	for i := range cfg.Inputs {
+		in := &cfg.Inputs[i]
+		spec := in.Spec()
+		c, err := constructorFor(inputConstructors, in.Type, spec)
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", in.ID, err)
 		}
-		a.inputs = append(a.inputs, component{"input", in.ID, r})
+		id, l := in.ID, log.With("input", in.ID)
+		u := &unit{ref: ref{"input", id}, build: func(set *metrics.Set) (runner, error) {
+			return c.build(env{id: id, dataDir: cfg.DataDir, log: l, metrics: set, router: a.router.Load()}, spec)
+		}}
+		if err := u.prepare(); err != nil {
+			return nil, fmt.Errorf("input %s: %w", in.ID, err)
+		}
+		a.inputs = append(a.inputs, u)
 	}
 	return a, nil
 }
 
-func bufferOptions(o config.Output, log *slog.Logger, set *metrics.Set) buffer.Options {
+// prepare builds the unit's first component, so that New reports
+// construction errors.
+func (u *unit) prepare() error {
+	u.readySet = metrics.NewSet()
+	r, err := u.build(u.readySet)
+	u.ready = r
+	return err
+}
+
+func bufferOptions(o *config.Output, log *slog.Logger, set *metrics.Set) buffer.Options {
 	b := o.Buffer
 	opt := buffer.Options{
 		Name:          o.ID,
@@ -120,142 +204,226 @@ func bufferOptions(o config.Output, log *slog.Logger, set *metrics.Set) buffer.O
 	return opt
 }
 
-func newOutput(o config.Output, q *buffer.Queue, log *slog.Logger, set *metrics.Set) (runner, error) {
-	l := log.With("output", o.ID)
-	switch o.Type {
-	case "forward":
-		return fwdout.New(o.ID, *o.Forward, q, l, set)
-	case "file":
-		return file.New(o.ID, *o.File, q, l, set)
-	case "stdout":
-		return stdout.New(o.ID, q, l, set), nil
-	}
-	return nil, fmt.Errorf("unknown output type %q", o.Type)
-}
-
-func newInput(in config.Input, dataDir string, r *pipeline.Router, log *slog.Logger, set *metrics.Set) (runner, error) {
-	l := log.With("input", in.ID)
-	switch in.Type {
-	case "docker":
-		return docker.New(in.ID, *in.Docker, dataDir, r, l, set)
-	case "forward":
-		return fwdin.New(in.ID, *in.Forward, r, l, set)
-	}
-	return nil, fmt.Errorf("unknown input type %q", in.Type)
-}
-
 // Run runs every component until ctx is cancelled or one of them fails,
 // then shuts down in order (see the package doc). A component failure is
-// returned; a normal shutdown returns nil.
+// returned; a normal shutdown returns nil. Run may be called once.
 func (a *Agent) Run(ctx context.Context) error {
+	if !a.ran.CompareAndSwap(false, true) {
+		return errors.New("agent: Run called twice")
+	}
 	defer a.closeQueues()
-	bufCtx, stopBuf := context.WithCancel(context.Background())
-	outCtx, stopOut := context.WithCancel(context.Background())
-	inCtx, stopIn := context.WithCancel(ctx)
-	defer stopBuf()
-	defer stopOut()
-	defer stopIn()
 
-	failed := make(chan error, len(a.inputs)+len(a.outputs)+len(a.queues)+1)
-	var bufWG, outWG, inWG sync.WaitGroup
-	start := func(wg *sync.WaitGroup, ctx context.Context, c component) {
-		wg.Go(func() {
-			if err := c.r.Run(ctx); err != nil {
-				failed <- fmt.Errorf("%s %s: %w", c.kind, c.id, err)
-			}
-		})
-	}
-	for i, q := range a.queues {
-		start(&bufWG, bufCtx, component{"buffer", a.qnames[i], q})
-	}
-	for _, c := range a.outputs {
-		start(&outWG, outCtx, c)
-	}
-	for _, c := range a.inputs {
-		start(&inWG, inCtx, c)
-	}
+	a.op.Lock()
+	a.running = true
+	startErr := a.startAllLocked()
+	a.op.Unlock()
+
 	var metricsSrv *http.Server
 	var metricsWG sync.WaitGroup
-	if a.cfg.MetricsAddr != "" {
-		srv, err := a.serveMetrics(&metricsWG, failed)
-		if err != nil {
-			failed <- err
-		}
-		metricsSrv = srv
-	}
-	a.log.Info("agent started", "inputs", len(a.inputs), "outputs", len(a.outputs), "data_dir", a.cfg.DataDir)
-
 	var runErr error
-	select {
-	case <-ctx.Done():
-		a.log.Info("shutting down: stopping inputs")
-	case runErr = <-failed:
-		a.log.Error("component failed, shutting down", "err", runErr)
+	if startErr == nil && a.cfg.MetricsAddr != "" {
+		metricsSrv, startErr = a.serveMetrics(&metricsWG)
 	}
-	stopIn()
-	inWG.Wait()
-	if err := a.Router.Sync(); err != nil {
-		a.log.Error("sync buffers", "err", err)
-	}
-	grace := a.cfg.ShutdownGrace
-	a.log.Info("inputs stopped; draining outputs", "grace", grace.String())
-	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
-	for i, q := range a.queues {
-		if err := q.WaitEmpty(drainCtx); err != nil {
-			st := q.Stats()
-			a.log.Warn("output not drained before grace period; data stays in its buffer", "output", a.qnames[i], "pending_chunks", st.Pending)
+	if startErr != nil {
+		runErr = startErr
+		a.log.Error("start failed, shutting down", "err", startErr)
+	} else {
+		a.log.Info("agent started", "inputs", len(a.inputs), "outputs", len(a.outputs), "data_dir", a.cfg.DataDir)
+		select {
+		case <-ctx.Done():
+			a.log.Info("shutting down: stopping inputs")
+		case runErr = <-a.sup.failed:
+			a.log.Error("component failed, shutting down", "err", runErr)
 		}
 	}
-	cancel()
-	stopOut()
-	outWG.Wait()
-	stopBuf()
-	bufWG.Wait()
+	stopErr := a.shutdown()
 	if metricsSrv != nil {
 		metricsSrv.Close()
 	}
 	metricsWG.Wait()
-	// Drain errors that raced with the shutdown; the first real failure wins.
-	for done := false; !done; {
-		select {
-		case err := <-failed:
-			if runErr == nil {
-				runErr = err
-			}
-		default:
-			done = true
+	// A failure that raced with the shutdown; the first real failure wins.
+	select {
+	case err := <-a.sup.failed:
+		if runErr == nil {
+			runErr = err
 		}
+	default:
+	}
+	if runErr == nil {
+		runErr = stopErr
+	} else if stopErr != nil {
+		a.log.Error("errors while shutting down", "err", stopErr)
 	}
 	a.log.Info("agent stopped")
 	return runErr
 }
 
-func (a *Agent) serveMetrics(wg *sync.WaitGroup, failed chan<- error) (*http.Server, error) {
+// startAllLocked starts the buffers, then the outputs, then the inputs.
+func (a *Agent) startAllLocked() error {
+	for _, q := range a.queues {
+		if err := a.sup.start(ref{"buffer", q.id}, q.set, q.q); err != nil {
+			return err
+		}
+	}
+	for _, u := range a.outputs {
+		if err := a.startLocked(u); err != nil {
+			return err
+		}
+	}
+	for _, u := range a.inputs {
+		if err := a.startLocked(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// shutdown stops everything in the documented order and returns the
+// errors of the stops.
+func (a *Agent) shutdown() error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	a.running = false
+	a.sup.close()
+	var errs []error
+	errs = append(errs, a.sup.stopKind("input"))
+	for _, q := range a.queues {
+		if err := q.q.Sync(); err != nil {
+			a.log.Error("sync buffer", "output", q.id, "err", err)
+		}
+	}
+	grace := a.cfg.ShutdownGrace
+	a.log.Info("inputs stopped; draining outputs", "grace", grace.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
+	for _, q := range a.queues {
+		if err := q.q.WaitEmpty(drainCtx); err != nil {
+			a.log.Warn("output not drained before grace period; data stays in its buffer", "output", q.id, "pending_chunks", q.q.Stats().Pending)
+		}
+	}
+	cancel()
+	errs = append(errs, a.sup.stopKind("output"))
+	errs = append(errs, a.sup.stopKind("buffer"))
+	return errors.Join(errs...)
+}
+
+// startLocked starts u: its component built by New the first time, a new
+// one after that.
+func (a *Agent) startLocked(u *unit) error {
+	if a.sup.running(u.ref) {
+		return fmt.Errorf("%s is already running", u.ref)
+	}
+	r, set := u.ready, u.readySet
+	if r == nil {
+		set = metrics.NewSet()
+		var err error
+		if r, err = u.build(set); err != nil {
+			return fmt.Errorf("%s: %w", u.ref, err)
+		}
+	}
+	if u.before != nil {
+		u.before()
+	}
+	if err := a.sup.start(u.ref, set, r); err != nil {
+		return err
+	}
+	u.ready, u.readySet = nil, nil
+	return nil
+}
+
+// StopInput stops the input id: it flushes, syncs and commits its offsets,
+// and its metrics leave /metrics. It returns the input's error, if any.
+func (a *Agent) StopInput(id string) error { return a.stop(a.inputs, "input", id) }
+
+// StartInput starts the input id again after StopInput. It resumes from
+// its committed offsets, with the current Router.
+func (a *Agent) StartInput(id string) error { return a.start(a.inputs, "input", id) }
+
+// StopOutput stops the output id. Its queue stays open: inputs keep
+// appending to it.
+func (a *Agent) StopOutput(id string) error { return a.stop(a.outputs, "output", id) }
+
+// StartOutput starts the output id again after StopOutput, over its queue,
+// from the first chunk not settled.
+func (a *Agent) StartOutput(id string) error { return a.start(a.outputs, "output", id) }
+
+func find(units []*unit, kind, id string) (*unit, error) {
+	for _, u := range units {
+		if u.ref.id == id {
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown %s %q", kind, id)
+}
+
+func (a *Agent) stop(units []*unit, kind, id string) error {
+	u, err := find(units, kind, id)
+	if err != nil {
+		return err
+	}
+	a.op.Lock()
+	defer a.op.Unlock()
+	if !a.running {
+		return errNotRunning
+	}
+	if err := a.sup.stop(u.ref); err != nil {
+		if errors.Is(err, errNotStarted) {
+			return fmt.Errorf("%s is not running", u.ref)
+		}
+		return err
+	}
+	return nil
+}
+
+func (a *Agent) start(units []*unit, kind, id string) error {
+	u, err := find(units, kind, id)
+	if err != nil {
+		return err
+	}
+	a.op.Lock()
+	defer a.op.Unlock()
+	if !a.running {
+		return errNotRunning
+	}
+	return a.startLocked(u)
+}
+
+// WriteMetrics writes, in Prometheus text format, the Agent's routing
+// counters and the series of every running component.
+func (a *Agent) WriteMetrics(w io.Writer) {
+	a.set.WritePrometheus(w)
+	a.sup.writeMetrics(w)
+}
+
+func (a *Agent) serveMetrics(wg *sync.WaitGroup) (*http.Server, error) {
 	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		a.Metrics.WritePrometheus(w)
+		a.WriteMetrics(w)
 		metrics.WriteProcessMetrics(w)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			failed <- fmt.Errorf("metrics: %w", err)
+			select {
+			case a.sup.failed <- fmt.Errorf("metrics: %w", err):
+			default:
+				a.log.Error("metrics server failed", "err", err)
+			}
 		}
 	})
 	return srv, nil
 }
 
+// closeQueues closes every queue (Queue.Close is idempotent).
 func (a *Agent) closeQueues() {
-	for i, q := range a.queues {
-		if err := q.Close(); err != nil {
-			a.log.Error("close buffer", "output", a.qnames[i], "err", err)
+	for _, q := range a.queues {
+		if err := q.q.Close(); err != nil {
+			a.log.Error("close buffer", "output", q.id, "err", err)
 		}
 	}
-	a.queues = nil
 }
 
 // EventsIn is the number of events inputs handed to the router so far
@@ -263,20 +431,20 @@ func (a *Agent) closeQueues() {
 func (a *Agent) EventsIn() float64 {
 	n := a.Unrouted()
 	for _, o := range a.cfg.Outputs {
-		n += float64(a.Metrics.GetOrCreateCounter(fmt.Sprintf(`sluice_events_routed_total{output=%q}`, o.ID)).Get())
+		n += float64(a.set.GetOrCreateCounter(fmt.Sprintf(`sluice_events_routed_total{output=%q}`, o.ID)).Get())
 	}
 	return n
 }
 
 // Unrouted is the number of events that matched no route and no default.
 func (a *Agent) Unrouted() float64 {
-	return float64(a.Metrics.GetOrCreateCounter(`sluice_events_unrouted_total`).Get())
+	return float64(a.set.GetOrCreateCounter(`sluice_events_unrouted_total`).Get())
 }
 
 // Idle reports whether every queue is empty (all chunks acknowledged).
 func (a *Agent) Idle() bool {
 	for _, q := range a.queues {
-		if q.Stats().Pending > 0 {
+		if q.q.Stats().Pending > 0 {
 			return false
 		}
 	}

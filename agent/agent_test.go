@@ -6,8 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/sluice-agent/sluice/config"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestNewFailureClosesQueues: when a later component cannot be built, New
 // returns the error (no panic) and releases the buffers it already opened,

@@ -34,27 +34,8 @@ var (
 	byteSizeType = reflect.TypeFor[ByteSize]()
 	inputType    = reflect.TypeFor[Input]()
 	outputType   = reflect.TypeFor[Output]()
-	serverType   = reflect.TypeFor[ForwardServer]()
 	bufferType   = reflect.TypeFor[Buffer]()
 )
-
-// Component types and the struct holding each one's inline keys.
-var (
-	inputKinds = []kind{
-		{"docker", reflect.TypeFor[DockerInput]()},
-		{"forward", reflect.TypeFor[ForwardInput]()},
-	}
-	outputKinds = []kind{
-		{"forward", reflect.TypeFor[ForwardOutput]()},
-		{"file", reflect.TypeFor[FileOutput]()},
-		{"stdout", reflect.TypeFor[StdoutOutput]()},
-	}
-)
-
-type kind struct {
-	name string
-	typ  reflect.Type
-}
 
 func (d *decoder) errorf(line int, path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -254,8 +235,8 @@ func (d *decoder) sequence(n *yaml.Node, path string, v reflect.Value) {
 			continue
 		}
 		e := s.Index(i)
-		if e.Type() == serverType {
-			e.Set(reflect.ValueOf(DefaultForwardServer()))
+		if def, ok := e.Addr().Interface().(defaulter); ok {
+			def.setDefaults() // list items with defaults: ForwardServer
 		}
 		d.value(c, p, e, "")
 	}
@@ -271,19 +252,7 @@ func (d *decoder) input(n *yaml.Node, path string, in *Input) {
 	in.Line = n.Line
 	ps := d.pairs(n, path)
 	d.componentType(ps, path, &in.Type)
-	var spec reflect.Value
-	switch in.Type {
-	case "docker":
-		in.Docker = ptr(DefaultDockerInput())
-		spec = reflect.ValueOf(in.Docker).Elem()
-	case "forward":
-		in.Forward = ptr(DefaultForwardInput())
-		spec = reflect.ValueOf(in.Forward).Elem()
-	}
-	d.component(n, ps, path, reflect.ValueOf(in).Elem(), in.Type, spec, inputKinds)
-	if f := in.Forward; f != nil && f.Unix != "" && !d.set(path+".forward.listen") {
-		f.Listen = "" // unix alone disables the default TCP listener
-	}
+	d.component(n, ps, path, reflect.ValueOf(in).Elem(), in.Type, inputKinds)
 }
 
 // output decodes one output: id, type and buffer, plus the keys of its
@@ -297,19 +266,7 @@ func (d *decoder) output(n *yaml.Node, path string, out *Output) {
 	out.Buffer = DefaultBuffer()
 	ps := d.pairs(n, path)
 	d.componentType(ps, path, &out.Type)
-	var spec reflect.Value
-	switch out.Type {
-	case "forward":
-		out.Forward = ptr(DefaultForwardOutput())
-		spec = reflect.ValueOf(out.Forward).Elem()
-	case "file":
-		out.File = &FileOutput{}
-		spec = reflect.ValueOf(out.File).Elem()
-	case "stdout":
-		out.Stdout = &StdoutOutput{}
-		spec = reflect.ValueOf(out.Stdout).Elem()
-	}
-	d.component(n, ps, path, reflect.ValueOf(out).Elem(), out.Type, spec, outputKinds)
+	d.component(n, ps, path, reflect.ValueOf(out).Elem(), out.Type, outputKinds)
 }
 
 func (d *decoder) componentType(ps []pair, path string, typ *string) {
@@ -321,16 +278,24 @@ func (d *decoder) componentType(ps []pair, path string, typ *string) {
 }
 
 // component decodes the keys of a component mapping: the common ones
-// (common's fields) and the ones of its type (spec's fields, reported under
-// path.typ). With an unknown or missing type (spec invalid) only the common
-// keys are decoded; validation reports the type.
-func (d *decoder) component(n *yaml.Node, ps []pair, path string, common reflect.Value, typ string, spec reflect.Value, kinds []kind) {
+// (common's fields) and the ones of its type, into a new section with the
+// type's defaults (reported under path.typ). With an unknown or missing
+// type only the common keys are decoded; validation reports the type.
+func (d *decoder) component(n *yaml.Node, ps []pair, path string, common reflect.Value, typ string, kinds []kind) {
 	cf := fieldsOf(common.Type())
 	var sf []field
+	var spec reflect.Value
 	specPath := path + "." + typ
-	if spec.IsValid() {
-		sf = fieldsOf(spec.Type())
+	k := findKind(kinds, typ)
+	if k != nil {
+		sec := k.fresh()
+		common.Field(k.field).Set(sec)
+		spec = sec.Elem()
+		sf = fieldsOf(k.typ)
 		d.lines[specPath] = n.Line
+		if h, ok := sec.Interface().(decodedHook); ok {
+			defer h.decoded(func(key string) bool { return d.set(specPath + "." + key) })
+		}
 	}
 	for _, p := range ps {
 		if p.key == "type" {

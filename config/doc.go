@@ -20,8 +20,9 @@
 //     secret may sit in the wrong field.
 //   - A value that fails to decode is reported once: validation problems
 //     at or under its path are dropped.
-//   - Defaults are the values documented on the struct fields in types.go;
-//     Default* functions return them. A key present with an explicit value
+//   - Defaults are the values documented on the struct fields; the Default*
+//     functions (defaults.go and each component type's file) are their one
+//     declaration, which the plugins use too. A key present with an explicit value
 //     keeps that value (an explicit 0 is not replaced by a default, it is
 //     rejected by validation where 0 is invalid); a key with a null value is
 //     treated as absent.
@@ -29,6 +30,17 @@
 //     sit inline next to id and type. Field paths in messages name the type
 //     as a section, e.g. inputs[0].docker.root, so the reader knows which
 //     type's keys were expected.
+//   - Route matches are checked with the router's own parser (package
+//     internal/tagpattern): a file that validates compiles.
+//
+// # Component types
+//
+// Every input and output type is declared once, as a tagged section field
+// of Input or Output whose struct holds the type's options, defaults
+// (setDefaults) and validation (check); see component.go. Decoding,
+// validation, marshalling, Types (printed by `agent types`) and the
+// agent's wiring all read those declarations. Only the constructor lives
+// elsewhere, in the agent, because the plugins import config.
 //
 // # Value syntax
 //

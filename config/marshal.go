@@ -25,14 +25,7 @@ func (in Input) MarshalYAML() (any, error) {
 		ID   string `yaml:"id"`
 		Type string `yaml:"type"`
 	}{in.ID, in.Type}
-	var spec any
-	switch {
-	case in.Type == "docker" && in.Docker != nil:
-		spec = in.Docker
-	case in.Type == "forward" && in.Forward != nil:
-		spec = in.Forward
-	}
-	return inline(common, spec)
+	return inline(common, in.Spec())
 }
 
 // MarshalYAML renders an output with its type's keys inline, as in the file.
@@ -42,14 +35,7 @@ func (o Output) MarshalYAML() (any, error) {
 		Type   string `yaml:"type"`
 		Buffer Buffer `yaml:"buffer"`
 	}{o.ID, o.Type, o.Buffer}
-	var spec any
-	switch {
-	case o.Type == "forward" && o.Forward != nil:
-		spec = o.Forward
-	case o.Type == "file" && o.File != nil:
-		spec = o.File
-	}
-	return inline(common, spec)
+	return inline(common, o.Spec())
 }
 
 // inline encodes common and appends spec's keys (if spec is not nil) to

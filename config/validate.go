@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-agent/sluice/internal/tagpattern"
 )
 
 // Validate checks a Config built or modified in code, with the same rules
@@ -77,18 +80,7 @@ func validate(c *Config, lines map[string]int, raw map[string]string) Errors {
 		in := &c.Inputs[i]
 		p := fmt.Sprintf("inputs[%d]", i)
 		v.id(p+".id", in.ID, ids)
-		switch {
-		case in.Type == "docker" && in.Docker != nil:
-			v.docker(p+".docker", in.Docker)
-		case in.Type == "forward" && in.Forward != nil:
-			v.forwardInput(p+".forward", in.Forward)
-		case in.Type == "docker" || in.Type == "forward":
-			v.errorf(p, "type %s without its settings (Input.%s is nil)", in.Type, exported(in.Type))
-		case in.Type == "":
-			v.errorf(p+".type", "missing (want docker or forward)")
-		default:
-			v.errorf(p+".type", "unknown input type %s (want docker or forward)", v.q(p+".type", in.Type))
-		}
+		v.section(p, "input", in.Type, reflect.ValueOf(in).Elem(), inputKinds)
 	}
 
 	if len(c.Outputs) == 0 {
@@ -100,23 +92,7 @@ func validate(c *Config, lines map[string]int, raw map[string]string) Errors {
 		p := fmt.Sprintf("outputs[%d]", i)
 		v.id(p+".id", o.ID, outIDs)
 		v.buffer(p+".buffer", &o.Buffer)
-		switch {
-		case o.Type == "forward" && o.Forward != nil:
-			v.forwardOutput(p+".forward", o.Forward)
-		case o.Type == "file" && o.File != nil:
-			if o.File.Path == "" {
-				v.errorf(p+".file.path", "missing")
-			} else {
-				v.claimFile(p+".file.path", o.File.Path)
-			}
-		case o.Type == "stdout":
-		case o.Type == "forward" || o.Type == "file":
-			v.errorf(p, "type %s without its settings (Output.%s is nil)", o.Type, exported(o.Type))
-		case o.Type == "":
-			v.errorf(p+".type", "missing (want forward, file or stdout)")
-		default:
-			v.errorf(p+".type", "unknown output type %s (want forward, file or stdout)", v.q(p+".type", o.Type))
-		}
+		v.section(p, "output", o.Type, reflect.ValueOf(o).Elem(), outputKinds)
 	}
 
 	for i, r := range c.Routes {
@@ -145,8 +121,23 @@ func validate(c *Config, lines map[string]int, raw map[string]string) Errors {
 	return v.errs
 }
 
-func exported(typ string) string {
-	return strings.ToUpper(typ[:1]) + typ[1:]
+// section checks a component's type and, through its check method, the
+// section of that type. c is the Input or Output struct value at path p.
+func (v *checker) section(p, what, typ string, c reflect.Value, kinds []kind) {
+	k := findKind(kinds, typ)
+	switch {
+	case typ == "":
+		v.errorf(p+".type", "missing (want %s)", wantTypes(kinds))
+	case k == nil:
+		v.errorf(p+".type", "unknown %s type %s (want %s)", what, v.q(p+".type", typ), wantTypes(kinds))
+	default:
+		s := k.section(c)
+		if s == nil {
+			v.errorf(p, "type %s without its settings (%s.%s is nil)", typ, c.Type().Name(), k.gonam)
+			return
+		}
+		s.check(v, p+"."+typ)
+	}
 }
 
 func (v *checker) errorf(path, format string, args ...any) {
@@ -226,48 +217,6 @@ func (v *checker) positiveSize(path string, n ByteSize) {
 	}
 }
 
-func (v *checker) docker(p string, d *DockerInput) {
-	if d.Root == "" {
-		v.errorf(p+".root", "must not be empty")
-	}
-	if d.Tag == "" {
-		v.errorf(p+".tag", "must not be empty")
-	} else if err := checkTemplate(d.Tag, false); err != nil {
-		v.invalid(p+".tag", d.Tag, "tag template", err)
-	}
-	v.positiveInt(p+".max_line_bytes", d.MaxLineBytes)
-	v.positive(p+".poll_interval", d.PollInterval)
-	v.positive(p+".checkpoint_interval", d.CheckpointInterval)
-	v.positive(p+".partial_flush_timeout", d.PartialFlushTimeout)
-}
-
-func (v *checker) forwardInput(p string, f *ForwardInput) {
-	if f.Listen == "" && f.Unix == "" {
-		v.errorf(p+".listen", "no listener: set listen, unix or both")
-	}
-	if f.Listen != "" {
-		v.claimListen(p+".listen", f.Listen)
-	}
-	if f.Unix != "" {
-		v.claimFile(p+".unix", f.Unix)
-	}
-	if f.UnixMode != nil && *f.UnixMode > 0o777 {
-		v.errorf(p+".unix_mode", "invalid file mode %#o", *f.UnixMode)
-	}
-	if f.Tag != "" {
-		if err := checkTemplate(f.Tag, true); err != nil {
-			v.invalid(p+".tag", f.Tag, "tag template", err)
-		}
-	}
-	v.positiveInt(p+".max_message_bytes", f.MaxMessageBytes)
-	v.positiveInt(p+".max_decompressed_bytes", f.MaxDecompressedBytes)
-	v.positiveInt(p+".max_connections", f.MaxConnections)
-	v.positive(p+".partial_timeout", f.PartialTimeout)
-	v.positiveInt(p+".max_partial_bytes", f.MaxPartialBytes)
-	v.tls(p+".tls", f.TLS, true)
-	v.security(p+".security", f.Security, true)
-}
-
 func (v *checker) buffer(p string, b *Buffer) {
 	v.positiveSize(p+".max_bytes", b.MaxBytes)
 	v.positiveSize(p+".segment_bytes", b.SegmentBytes)
@@ -281,66 +230,6 @@ func (v *checker) buffer(p string, b *Buffer) {
 	v.oneOf(p+".overflow", b.Overflow, "drop_oldest", "block")
 	v.oneOf(p+".fsync", b.Fsync, "always", "interval")
 	v.positive(p+".fsync_interval", b.FsyncInterval)
-}
-
-func (v *checker) forwardOutput(p string, f *ForwardOutput) {
-	if len(f.Servers) == 0 {
-		v.errorf(p+".servers", "at least one server is required")
-	}
-	active, weighted := 0, 0
-	addrs := map[string]string{}
-	for i, s := range f.Servers {
-		sp := fmt.Sprintf("%s.servers[%d]", p, i)
-		ap := sp + ".address"
-		if !validServerAddress(s.Address) {
-			v.errorf(ap, "invalid address %s (want host:port or unix:///path)", v.q(ap, s.Address))
-		} else if prev, dup := addrs[s.Address]; dup {
-			v.errorf(ap, "duplicate address %s, already used by %s", v.q(ap, s.Address), v.where(prev))
-		} else {
-			addrs[s.Address] = sp + ".address"
-		}
-		if s.Weight < 0 {
-			v.errorf(sp+".weight", "must not be negative, got %d", s.Weight)
-		}
-		if !s.Standby {
-			active++
-			if s.Weight > 0 {
-				weighted++
-			}
-		}
-		switch {
-		case s.Username != "" && s.Password == "":
-			v.errorf(sp+".password", "required when username is set")
-		case s.Username == "" && s.Password != "":
-			v.errorf(sp+".username", "required when password is set")
-		case s.Username != "" && f.Security == nil:
-			v.errorf(sp+".username", "user authentication needs a security section with shared_key")
-		}
-	}
-	switch {
-	case len(f.Servers) > 0 && active == 0:
-		v.errorf(p+".servers", "every server is a standby; at least one must be active")
-	case active > 0 && weighted == 0:
-		v.errorf(p+".servers", "every active server has weight 0; at least one needs a positive weight")
-	}
-	v.oneOf(p+".compress", f.Compress, "none", "gzip")
-	if f.CompressLevel < 1 || f.CompressLevel > 9 {
-		v.errorf(p+".compress_level", "must be between 1 and 9, got %d", f.CompressLevel)
-	}
-	v.positive(p+".ack_timeout", f.AckTimeout)
-	v.positiveInt(p+".max_in_flight", f.MaxInFlight)
-	v.positive(p+".connect_timeout", f.ConnectTimeout)
-	v.positive(p+".heartbeat_interval", f.HeartbeatInterval)
-	v.positive(p+".retry_initial", f.RetryInitial)
-	v.positive(p+".retry_max", f.RetryMax)
-	if f.RetryInitial > 0 && f.RetryMax > 0 && f.RetryMax < f.RetryInitial {
-		v.errorf(p+".retry_max", "%s is less than retry_initial (%s)", f.RetryMax, f.RetryInitial)
-	}
-	if f.MaxRetries < 0 {
-		v.errorf(p+".max_retries", "must not be negative, got %d", f.MaxRetries)
-	}
-	v.tls(p+".tls", f.TLS, false)
-	v.security(p+".security", f.Security, false)
 }
 
 func (v *checker) tls(p string, t *TLS, server bool) {
@@ -464,31 +353,10 @@ func validServerAddress(a string) bool {
 
 // ValidPattern reports whether s is a valid route match expression: one or
 // more space-separated Fluentd-style patterns ("app.*", "app.**",
-// "{a,b}.*"), each with balanced braces. It accepts what
-// pipeline.ValidatePattern accepts (which config cannot import).
+// "{a,b}.*"). It is the router's own parser (package tagpattern).
 func ValidPattern(s string) error {
-	fields := strings.Fields(s)
-	if len(fields) == 0 {
-		return errors.New("empty pattern")
-	}
-	for _, f := range fields {
-		depth := 0
-		for i := 0; i < len(f); i++ {
-			switch f[i] {
-			case '{':
-				depth++
-			case '}':
-				if depth == 0 {
-					return fmt.Errorf("pattern %q: unmatched '}'", f)
-				}
-				depth--
-			}
-		}
-		if depth > 0 {
-			return fmt.Errorf("pattern %q: unclosed '{'", f)
-		}
-	}
-	return nil
+	_, err := tagpattern.Parse(s)
+	return err
 }
 
 // checkTemplate validates a tag template's placeholders: {name}, {id},

@@ -2,6 +2,8 @@
 //
 //	agent run --config FILE       run until SIGTERM/SIGINT
 //	agent validate --config FILE  print every config problem; exit 1 if any
+//	agent types                   list every input and output type with its
+//	                              options and their defaults
 //	agent demo                    tail the sample logs under examples/ with an
 //	                              embedded config and print a summary
 //	agent version
@@ -40,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "types":
+		return cmdTypes(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -60,6 +64,8 @@ func usage(w io.Writer) {
 commands:
   run --config FILE       run the agent until SIGTERM or SIGINT
   validate --config FILE  check a config file and print every problem
+  types                   list every input and output type with its options
+                          and their defaults
   demo [--logs DIR] [--out DIR]
                           tail sample Docker logs with an embedded config,
                           route them by log type to files, print a summary

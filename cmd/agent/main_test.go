@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-agent/sluice/config"
 )
 
 func TestVersion(t *testing.T) {
@@ -40,6 +42,34 @@ func TestValidate(t *testing.T) {
 	}
 	if n := strings.Count(strings.TrimSpace(got), "\n") + 1; n < 4 {
 		t.Errorf("expected at least 4 problems, got %d:\n%s", n, got)
+	}
+}
+
+// TestTypes: `agent types` lists every type config declares, with its
+// options and their defaults.
+func TestTypes(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"types"}, &out, &errb); code != 0 {
+		t.Fatalf("code %d: %s", code, errb.String())
+	}
+	got := out.String()
+	for _, ty := range config.Types() {
+		if !strings.Contains(got, ty.Kind+" type "+ty.Name+": "+ty.Doc) {
+			t.Errorf("type %s %s missing", ty.Kind, ty.Name)
+		}
+	}
+	for _, want := range []string{
+		"buffer.max_bytes", "default 1GiB",
+		"root", "default /var/lib/docker/containers",
+		"servers[].weight", "default 60",
+		"unix_mode", "default 0666",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if code := run([]string{"types", "x"}, &out, &errb); code != 2 {
+		t.Errorf("types with an argument: code %d", code)
 	}
 }
 

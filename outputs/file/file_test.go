@@ -7,13 +7,17 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/buffer"
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/internal/codec/jsonl"
 	"github.com/sluice-agent/sluice/internal/wire"
 )
 
@@ -28,31 +32,6 @@ func entries(logs ...string) []byte {
 		b = wire.AppendEntry(b, time.Date(2024, 1, 2, 3, 4, 5, 123000000, time.UTC).UnixNano(), rec)
 	}
 	return b
-}
-
-func TestAppendJSONLines(t *testing.T) {
-	got, err := AppendJSONLines(nil, []byte(`app."x"`), entries("a <b>", "c\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := bytes.Split(bytes.TrimSuffix(got, []byte("\n")), []byte("\n"))
-	if len(lines) != 2 {
-		t.Fatalf("%d lines: %s", len(lines), got)
-	}
-	var v struct {
-		Tag    string
-		Time   string
-		Record map[string]any
-	}
-	if err := json.Unmarshal(lines[1], &v); err != nil {
-		t.Fatalf("%s: %v", lines[1], err)
-	}
-	if v.Tag != `app."x"` || v.Time != "2024-01-02T03:04:05.123Z" || v.Record["log"] != "c\n" || v.Record["n"] != 1.0 {
-		t.Fatalf("decoded %+v from %s", v, lines[1])
-	}
-	if _, err := AppendJSONLines(nil, []byte("t"), []byte{0x92, 0xc1}); err == nil {
-		t.Fatal("garbage entries gave no error")
-	}
 }
 
 // TestRunAcksAfterWrite: chunks from a real queue end up in the file and
@@ -138,8 +117,196 @@ func TestPartialWriteRetriesRest(t *testing.T) {
 	}
 	cancel()
 	<-done
-	want, _ := AppendJSONLines(nil, []byte("t"), entries("a", "b", "c"))
+	want, _, _ := jsonl.AppendChunk(nil, []byte("t"), entries("a", "b", "c"))
 	if !bytes.Equal(fw.Bytes(), want) {
 		t.Fatalf("output after a partial write:\n%s\nwant:\n%s", fw.Bytes(), want)
+	}
+}
+
+func openQueue(t *testing.T) *buffer.Queue {
+	t.Helper()
+	q, err := buffer.Open(t.TempDir(), buffer.Options{Name: "f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+// runUntilEmpty runs o until q is drained, then stops it.
+func runUntilEmpty(t *testing.T, o *Output, q *buffer.Queue) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := q.WaitEmpty(wctx); err != nil {
+		t.Fatalf("queue not drained: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deepRecord is {"x": [[[...]]]}, nested past the JSON decoder's limit.
+func deepRecord() []byte {
+	rec := msgp.AppendMapHeader(nil, 1)
+	rec = msgp.AppendString(rec, "x")
+	rec = append(rec, bytes.Repeat([]byte{0x91}, 100_000-1)...)
+	return append(rec, 0x90)
+}
+
+// TestSkipsUndecodableEvent: a chunk of 100 good events, one nested
+// 100,000 deep and 100 good ones delivers the 200, counts the one as
+// skipped and is acked; both the file and the stdout variant.
+func TestSkipsUndecodableEvent(t *testing.T) {
+	var e []byte
+	good := entries(make([]string, 100)...)
+	e = append(e, good...)
+	e = wire.AppendEntry(e, time.Now().UnixNano(), deepRecord())
+	e = append(e, good...)
+	for name, mk := range map[string]func(q *buffer.Queue, set *metrics.Set) (*Output, func() []byte){
+		"file": func(q *buffer.Queue, set *metrics.Set) (*Output, func() []byte) {
+			path := filepath.Join(t.TempDir(), "out.jsonl")
+			o, err := New("f", config.FileOutput{Path: path}, q, nil, set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return o, func() []byte { b, _ := os.ReadFile(path); return b }
+		},
+		"stdout": func(q *buffer.Queue, set *metrics.Set) (*Output, func() []byte) {
+			var b bytes.Buffer
+			return NewWriter("f", &b, q, nil, set), b.Bytes
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			q := openQueue(t)
+			if err := q.Append(context.Background(), []byte("t"), 201, e); err != nil {
+				t.Fatal(err)
+			}
+			set := metrics.NewSet()
+			o, out := mk(q, set)
+			runUntilEmpty(t, o, q)
+			lines := bytes.Split(bytes.TrimSuffix(out(), []byte("\n")), []byte("\n"))
+			if len(lines) != 200 {
+				t.Fatalf("%d lines delivered, want 200", len(lines))
+			}
+			for i, l := range lines {
+				if !json.Valid(l) {
+					t.Fatalf("line %d is not JSON: %.100s", i, l)
+				}
+			}
+			for series, want := range map[string]uint64{
+				`sluice_output_events_skipped_total{output="f",reason="undecodable"}`: 1,
+				`sluice_output_events_total{output="f"}`:                              200,
+				`sluice_output_chunks_total{output="f"}`:                              1,
+			} {
+				if got := set.GetOrCreateCounter(series).Get(); got != want {
+					t.Errorf("%s = %d, want %d", series, got, want)
+				}
+			}
+			if st := q.Stats(); st.AckedChunks != 1 || st.DiscardedChunks != 0 {
+				t.Errorf("queue: %d acked, %d discarded; want the chunk acked", st.AckedChunks, st.DiscardedChunks)
+			}
+		})
+	}
+}
+
+// syncFailFile accepts writes; Sync fails from its failAt-th call on.
+type syncFailFile struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	syncs  int
+	failAt int
+}
+
+func (f *syncFailFile) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.buf.Write(p)
+}
+
+func (f *syncFailFile) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.syncs++
+	if f.syncs >= f.failAt {
+		return errors.New("input/output error")
+	}
+	return nil
+}
+
+func (f *syncFailFile) Close() error { return nil }
+
+// TestFsyncErrorIsSticky: after a failed fsync the output acks nothing
+// more, never retries the fsync, and returns the error; the failed chunk
+// and the later ones stay in the queue.
+func TestFsyncErrorIsSticky(t *testing.T) {
+	q := openQueue(t)
+	for range 4 {
+		if err := q.Append(context.Background(), []byte("t"), 2, entries("x", "y")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &syncFailFile{failAt: 2}
+	o, err := New("f", config.FileOutput{Path: "/unused"}, q, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.open = func(string) (destination, bool, error) { return f, true, nil }
+	done := make(chan error, 1)
+	go func() { done <- o.Run(context.Background()) }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after the fsync failure")
+	}
+	if err == nil || !strings.Contains(err.Error(), "fsync") || !strings.Contains(err.Error(), "input/output error") {
+		t.Fatalf("Run = %v, want the fsync error", err)
+	}
+	if st := q.Stats(); st.AckedChunks != 1 || st.Pending != 3 {
+		t.Fatalf("queue: %d acked, %d pending; want 1 acked (before the failure) and 3 pending", st.AckedChunks, st.Pending)
+	}
+	if f.syncs != 2 {
+		t.Fatalf("%d fsyncs, want 2: a failed fsync is not retried", f.syncs)
+	}
+}
+
+// TestDeviceIsNotFsynced: a path that is not a regular file (here
+// /dev/null, whose fsync fails with EINVAL) is written without fsync.
+func TestDeviceIsNotFsynced(t *testing.T) {
+	if _, err := os.Stat("/dev/null"); err != nil {
+		t.Skip(err)
+	}
+	q := openQueue(t)
+	if err := q.Append(context.Background(), []byte("t"), 1, entries("x")); err != nil {
+		t.Fatal(err)
+	}
+	o, err := New("f", config.FileOutput{Path: "/dev/null"}, q, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilEmpty(t, o, q)
+}
+
+// TestStopsWhileFed: a stopped output returns even if chunks are ready
+// (a queue fed without pause always has one), and acks none after the stop.
+func TestStopsWhileFed(t *testing.T) {
+	q := openQueue(t)
+	for range 50 {
+		if err := q.Append(context.Background(), []byte("t"), 1, entries("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := NewWriter("f", &bytes.Buffer{}, q, nil, nil).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); st.AckedChunks != 0 {
+		t.Fatalf("%d chunks acked after the stop", st.AckedChunks)
 	}
 }

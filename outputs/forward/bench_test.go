@@ -43,6 +43,8 @@ func (s *benchSource) Ack(buffer.ID) {
 	}
 }
 
+func (s *benchSource) Discard(buffer.ID, string) {}
+
 func (s *benchSource) Rewind() {}
 
 // ackServer acks every request as fast as it can, without allocating in

@@ -49,8 +49,11 @@
 // full jitter (uniform in [0, min(RetryMax, RetryInitial·2^(n-1))] after
 // the n-th failure), on whichever server is picked then. MaxRetries 0
 // retries forever (the data waits on disk); MaxRetries n drops a chunk
-// after n+1 failed sends, counting it in sluice_output_dropped_chunks_total
-// and logging it at error level. Chunks handed to a server that went down
+// after n+1 failed sends: it is settled with Source.Discard (reason
+// "max_retries"), so the queue counts it in
+// sluice_buffer_discarded_{chunks,events}_total and never as delivered,
+// and the output counts it in sluice_output_dropped_chunks_total and logs
+// it at error level. Chunks handed to a server that went down
 // before writing them are re-dispatched at once and do not count as
 // failures.
 //

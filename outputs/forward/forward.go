@@ -26,25 +26,20 @@ import (
 // Source is what the output needs of its queue; *buffer.Queue satisfies it.
 //
 // Next returns the next unread chunk, blocking until one exists or ctx is
-// done. Ack deletes a chunk for good; chunks may be acked in any order.
-// Rewind makes every unacked chunk readable again.
+// done. Ack deletes a delivered chunk for good; Discard deletes one the
+// output gave up on, counted apart by reason and never as delivered.
+// Chunks may be settled in any order. Rewind makes every unsettled chunk
+// readable again.
 type Source interface {
 	Next(ctx context.Context) (buffer.Chunk, error)
 	Ack(id buffer.ID)
+	Discard(id buffer.ID, reason string)
 	Rewind()
 }
 
-// Defaults for zero values of config.ForwardOutput.
-const (
-	DefaultCompressLevel     = 1
-	DefaultAckTimeout        = 30 * time.Second
-	DefaultMaxInFlight       = 8
-	DefaultConnectTimeout    = 5 * time.Second
-	DefaultHeartbeatInterval = time.Second
-	DefaultRetryInitial      = time.Second
-	DefaultRetryMax          = 60 * time.Second
-	DefaultWeight            = 60
-)
+// discardMaxRetries is the Discard reason of a chunk dropped after
+// max_retries failed sends.
+const discardMaxRetries = "max_retries"
 
 // Output sends the chunks of one queue to one or more Forward servers. See
 // the package doc for its contract. An Output runs once: Run may be called
@@ -113,8 +108,10 @@ type event struct {
 }
 
 // New validates cfg and returns an Output reading from src. id is the
-// output's stable id (it keys metrics and chunk ids). A nil log discards;
-// a nil set uses a private metrics.Set.
+// output's stable id (it keys metrics and chunk ids). Zero values in cfg
+// (nil for RequireAck) take the defaults of config.DefaultForwardOutput,
+// their single declaration; a server's weight is used as given (0 is a
+// valid weight). A nil log discards; a nil set uses a private metrics.Set.
 func New(id string, cfg config.ForwardOutput, src Source, log *slog.Logger, set *metrics.Set) (*Output, error) {
 	if id == "" {
 		return nil, errors.New("forward output: empty id")
@@ -128,18 +125,22 @@ func New(id string, cfg config.ForwardOutput, src Source, log *slog.Logger, set 
 	if set == nil {
 		set = metrics.NewSet()
 	}
+	def := config.DefaultForwardOutput()
+	if cfg.RequireAck == nil {
+		cfg.RequireAck = def.RequireAck
+	}
 	o := &Output{
 		id:             id,
 		src:            src,
 		log:            log.With("output", id),
-		requireAck:     cfg.RequireAck == nil || *cfg.RequireAck,
-		gzipLevel:      orInt(cfg.CompressLevel, DefaultCompressLevel),
-		ackTimeout:     orDur(cfg.AckTimeout, DefaultAckTimeout),
-		maxInFlight:    orInt(cfg.MaxInFlight, DefaultMaxInFlight),
-		connectTimeout: orDur(cfg.ConnectTimeout, DefaultConnectTimeout),
-		heartbeat:      orDur(cfg.HeartbeatInterval, DefaultHeartbeatInterval),
-		retryInitial:   orDur(cfg.RetryInitial, DefaultRetryInitial),
-		retryMax:       orDur(cfg.RetryMax, DefaultRetryMax),
+		requireAck:     *cfg.RequireAck,
+		gzipLevel:      or(cfg.CompressLevel, def.CompressLevel),
+		ackTimeout:     or(cfg.AckTimeout, def.AckTimeout),
+		maxInFlight:    or(cfg.MaxInFlight, def.MaxInFlight),
+		connectTimeout: or(cfg.ConnectTimeout, def.ConnectTimeout),
+		heartbeat:      or(cfg.HeartbeatInterval, def.HeartbeatInterval),
+		retryInitial:   or(cfg.RetryInitial, def.RetryInitial),
+		retryMax:       or(cfg.RetryMax, def.RetryMax),
 		maxRetries:     cfg.MaxRetries,
 		security:       cfg.Security,
 		dropped:        set.GetOrCreateCounter(fmt.Sprintf(`sluice_output_dropped_chunks_total{output=%q}`, id)),
@@ -382,7 +383,7 @@ func (o *Output) handle(ev event) {
 			o.log.Error("dropping chunk after too many failed sends",
 				"tag", string(it.chunk.Tag), "events", it.chunk.Count, "bytes", len(it.chunk.Entries),
 				"attempts", it.attempts, "server", s.name, "err", ev.err)
-			o.src.Ack(it.chunk.ID)
+			o.src.Discard(it.chunk.ID, discardMaxRetries)
 			return
 		}
 		s.m.retries.Inc()
@@ -480,15 +481,10 @@ func (o *Output) pick() *server {
 	return best
 }
 
-func orInt(v, d int) int {
-	if v == 0 {
-		return d
-	}
-	return v
-}
-
-func orDur(v, d time.Duration) time.Duration {
-	if v == 0 {
+// or returns v, or d if v is zero.
+func or[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
 		return d
 	}
 	return v

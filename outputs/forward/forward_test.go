@@ -229,9 +229,17 @@ func TestMaxRetriesDrops(t *testing.T) {
 	cfg.AckTimeout = 50 * time.Millisecond
 	cfg.MaxRetries = 2
 	r := start(t, cfg, src)
-	src.waitAcked(t, 10*time.Second)
+	src.waitSettled(t, 10*time.Second, true)
 	if got := r.set.GetOrCreateCounter(`sluice_output_dropped_chunks_total{output="out1"}`).Get(); got != 1 {
 		t.Fatalf("dropped = %d, want 1", got)
+	}
+	if d := src.discards(); len(d) != 1 || src.ackedCount() != 0 {
+		t.Fatalf("source: discards %v, %d acked; want one discard and no ack", d, src.ackedCount())
+	}
+	for _, reason := range src.discards() {
+		if reason != "max_retries" {
+			t.Fatalf("discard reason %q, want max_retries", reason)
+		}
 	}
 	if n := len(srv.requests()); n != 3 {
 		t.Errorf("server saw %d sends, want 3 (1 + max_retries 2)", n)
@@ -263,7 +271,9 @@ func TestFailoverToStandby(t *testing.T) {
 	a1, a2 := freeAddr(t), freeAddr(t)
 	sb := startServer(t, "tcp", "127.0.0.1:0", srvOpts{})
 	cfg := baseConfig()
-	cfg.Servers = []config.ForwardServer{{Address: a1}, {Address: a2}, {Address: sb.addr, Standby: true}}
+	standby := withServer(sb.addr)
+	standby.Standby = true
+	cfg.Servers = []config.ForwardServer{withServer(a1), withServer(a2), standby}
 	cfg.MaxInFlight = 100
 	src := newFakeSource()
 	src.addSeq(20, 2)

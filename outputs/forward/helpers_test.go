@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strconv"
 	"sync"
@@ -23,19 +24,21 @@ import (
 	"github.com/sluice-agent/sluice/internal/wire"
 )
 
-// fakeSource is an in-memory Source: a fixed list of chunks, acks counted.
+// fakeSource is an in-memory Source: a fixed list of chunks, acks and
+// discards counted.
 type fakeSource struct {
-	mu      sync.Mutex
-	chunks  []buffer.Chunk
-	next    int
-	acked   map[buffer.ID]int
-	added   chan struct{} // signalled when chunks are added or rewound
-	changed chan struct{} // signalled on every ack
-	rewinds int
+	mu        sync.Mutex
+	chunks    []buffer.Chunk
+	next      int
+	acked     map[buffer.ID]int
+	discarded map[buffer.ID]string // reason
+	added     chan struct{}        // signalled when chunks are added or rewound
+	changed   chan struct{}        // signalled on every ack
+	rewinds   int
 }
 
 func newFakeSource() *fakeSource {
-	return &fakeSource{acked: make(map[buffer.ID]int), added: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
+	return &fakeSource{acked: make(map[buffer.ID]int), discarded: make(map[buffer.ID]string), added: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 }
 
 // addSeq adds n chunks of per events each; event records are
@@ -75,7 +78,7 @@ func (f *fakeSource) Next(ctx context.Context) (buffer.Chunk, error) {
 		for f.next < len(f.chunks) {
 			c := f.chunks[f.next]
 			f.next++
-			if f.acked[c.ID] == 0 {
+			if _, gone := f.discarded[c.ID]; f.acked[c.ID] == 0 && !gone {
 				f.mu.Unlock()
 				return c, nil
 			}
@@ -96,6 +99,20 @@ func (f *fakeSource) Ack(id buffer.ID) {
 	signal(f.changed)
 }
 
+func (f *fakeSource) Discard(id buffer.ID, reason string) {
+	f.mu.Lock()
+	f.discarded[id] = reason
+	f.mu.Unlock()
+	signal(f.changed)
+}
+
+// discards returns the discarded chunks' reasons.
+func (f *fakeSource) discards() map[buffer.ID]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.discarded)
+}
+
 func (f *fakeSource) Rewind() {
 	f.mu.Lock()
 	f.next = 0
@@ -107,10 +124,20 @@ func (f *fakeSource) Rewind() {
 // waitAcked waits until every chunk was acked, failing the test after d.
 func (f *fakeSource) waitAcked(t testing.TB, d time.Duration) {
 	t.Helper()
+	f.waitSettled(t, d, false)
+}
+
+// waitSettled waits until every chunk was acked or, with discards,
+// discarded.
+func (f *fakeSource) waitSettled(t testing.TB, d time.Duration, discards bool) {
+	t.Helper()
 	deadline := time.After(d)
 	for {
 		f.mu.Lock()
 		n, total, dup := len(f.acked), len(f.chunks), 0
+		if discards {
+			n += len(f.discarded)
+		}
 		for _, c := range f.acked {
 			dup += c - 1
 		}
@@ -124,7 +151,7 @@ func (f *fakeSource) waitAcked(t testing.TB, d time.Duration) {
 		select {
 		case <-f.changed:
 		case <-deadline:
-			t.Fatalf("source: %d of %d chunks acked after %s", n, total, d)
+			t.Fatalf("source: %d of %d chunks settled after %s", n, total, d)
 		}
 	}
 }
@@ -431,17 +458,23 @@ func checkAllSeqs(t testing.TB, n int, srvs ...*testServer) int {
 
 // baseConfig is a fast configuration for tests.
 func baseConfig(addrs ...string) config.ForwardOutput {
-	c := config.ForwardOutput{
-		AckTimeout:        2 * time.Second,
-		ConnectTimeout:    time.Second,
-		HeartbeatInterval: 50 * time.Millisecond,
-		RetryInitial:      10 * time.Millisecond,
-		RetryMax:          100 * time.Millisecond,
-	}
+	c := config.DefaultForwardOutput()
+	c.AckTimeout = 2 * time.Second
+	c.ConnectTimeout = time.Second
+	c.HeartbeatInterval = 50 * time.Millisecond
+	c.RetryInitial = 10 * time.Millisecond
+	c.RetryMax = 100 * time.Millisecond
 	for _, a := range addrs {
-		c.Servers = append(c.Servers, config.ForwardServer{Address: a})
+		c.Servers = append(c.Servers, withServer(a))
 	}
 	return c
+}
+
+// withServer is a server entry with the default weight, as config gives it.
+func withServer(addr string) config.ForwardServer {
+	s := config.DefaultForwardServer()
+	s.Address = addr
+	return s
 }
 
 // running is an Output running in the background.

@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/sluice-agent/sluice/buffer"
+	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/internal/wire"
 )
 
@@ -32,7 +35,7 @@ func TestRealQueue(t *testing.T) {
 	// First run: the server takes requests but never acks.
 	mute := startServer(t, "tcp", "127.0.0.1:0", srvOpts{ack: "never"})
 	r := start(t, baseConfig(mute.addr), q)
-	mute.waitRequests(t, DefaultMaxInFlight, 5*time.Second)
+	mute.waitRequests(t, config.DefaultForwardOutput().MaxInFlight, 5*time.Second)
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +72,50 @@ func TestRealQueue(t *testing.T) {
 	for id := range first {
 		if !second[id] {
 			t.Fatalf("chunk id %q of the first run was not reused after the restart", id)
+		}
+	}
+}
+
+// TestMaxRetriesDiscards: a chunk given up after max_retries leaves the
+// queue as discarded, by reason, with its events counted, and never as
+// acked (it used to settle through Ack and count as delivered).
+func TestMaxRetriesDiscards(t *testing.T) {
+	set := metrics.NewSet()
+	q, err := buffer.Open(t.TempDir(), buffer.Options{Name: "out1", Metrics: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	var e []byte
+	for j := range 3 {
+		e = wire.AppendEntry(e, time.Now().UnixNano(), seqRecord(j, 0))
+	}
+	if err := q.Append(context.Background(), []byte("app.log"), 3, e); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "tcp", "127.0.0.1:0", srvOpts{ack: "never"})
+	cfg := baseConfig(srv.addr)
+	cfg.AckTimeout = 50 * time.Millisecond
+	cfg.MaxRetries = 1
+	r := start(t, cfg, q)
+	defer r.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := q.WaitEmpty(ctx); err != nil {
+		t.Fatalf("chunk not given up: %v", err)
+	}
+	st := q.Stats()
+	if st.DiscardedChunks != 1 || st.DiscardedEvents != 3 || st.AckedChunks != 0 {
+		t.Fatalf("queue stats: %d discarded chunks, %d discarded events, %d acked; want 1, 3, 0",
+			st.DiscardedChunks, st.DiscardedEvents, st.AckedChunks)
+	}
+	for series, want := range map[string]uint64{
+		`sluice_buffer_discarded_chunks_total{output="out1",reason="max_retries"}`: 1,
+		`sluice_buffer_discarded_events_total{output="out1",reason="max_retries"}`: 3,
+		`sluice_buffer_acked_chunks_total{output="out1"}`:                          0,
+	} {
+		if got := set.GetOrCreateCounter(series).Get(); got != want {
+			t.Errorf("%s = %d, want %d", series, got, want)
 		}
 	}
 }

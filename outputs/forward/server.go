@@ -79,7 +79,7 @@ func newServer(o *Output, sc config.ForwardServer, tlsConf *tls.Config, set *met
 		name:     sc.Address,
 		network:  network,
 		address:  address,
-		weight:   orInt(sc.Weight, DefaultWeight),
+		weight:   sc.Weight,
 		standby:  sc.Standby,
 		requests: make(chan *item, o.maxInFlight),
 		acks:     make(chan ackMsg, o.maxInFlight+1),

@@ -1,6 +1,7 @@
 // Package stdout is the "stdout" output: JSON lines on the agent's standard
-// output, one per event, in the format of package file. Meant for debugging;
-// the agent's own logs go to stdout as well, as JSON objects with a "msg" key.
+// output, one per event, in the format of package file (undecodable events
+// skipped and counted the same way). Meant for debugging; the agent's own
+// logs go to stdout as well, as JSON objects with a "msg" key.
 package stdout
 
 import (

@@ -70,6 +70,11 @@ func (s *source) Ack(id buffer.ID) {
 	s.acked[id] = true
 }
 
+// Discard is never expected: these tests do not set max_retries.
+func (s *source) Discard(id buffer.ID, reason string) {
+	panic(fmt.Sprintf("chunk %v discarded (%s)", id, reason))
+}
+
 func (s *source) Rewind() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

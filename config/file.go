@@ -1,0 +1,23 @@
+package config
+
+// FileOutput writes JSON lines to a file.
+type FileOutput struct {
+	Path string `yaml:"path"`
+}
+
+// StdoutOutput writes JSON lines to the agent's stdout.
+type StdoutOutput struct{}
+
+func (f *FileOutput) setDefaults() { *f = FileOutput{} }
+
+func (f *FileOutput) check(v *checker, p string) {
+	if f.Path == "" {
+		v.errorf(p+".path", "missing")
+		return
+	}
+	v.claimFile(p+".path", f.Path)
+}
+
+func (s *StdoutOutput) setDefaults() {}
+
+func (s *StdoutOutput) check(*checker, string) {}

@@ -1,0 +1,89 @@
+package config
+
+import "time"
+
+// ForwardInput is a Fluentd Forward protocol server.
+type ForwardInput struct {
+	// Listen is a TCP address. Default 127.0.0.1:24224 when neither listen
+	// nor unix is configured; with unix configured and listen absent (or
+	// empty), there is no TCP listener.
+	Listen string `yaml:"listen"`
+	// Unix is a unix socket path (FireLens uses /var/run/fluent.sock).
+	Unix string `yaml:"unix"`
+	// UnixMode is the socket's file mode. Default 0666.
+	UnixMode *uint32 `yaml:"unix_mode"`
+	// Tag, if set, overrides the tag sent by the client. Same placeholders as
+	// DockerInput.Tag plus {tag} (the client's tag).
+	Tag string `yaml:"tag"`
+	// ParseJSON parses a log payload that is a JSON object into record fields.
+	ParseJSON bool `yaml:"parse_json"`
+	// MaxMessageBytes caps one request on the wire. Default 16 MiB.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxDecompressedBytes caps one decompressed request. Default 64 MiB.
+	MaxDecompressedBytes int `yaml:"max_decompressed_bytes"`
+	// MaxConnections caps concurrent connections. Default 1024.
+	MaxConnections int `yaml:"max_connections"`
+	// PartialTimeout flushes an incomplete partial message after this long. Default 5s.
+	PartialTimeout time.Duration `yaml:"partial_timeout"`
+	// MaxPartialBytes caps a reassembled partial message. Default 1 MiB.
+	MaxPartialBytes int `yaml:"max_partial_bytes"`
+
+	TLS      *TLS      `yaml:"tls"`
+	Security *Security `yaml:"security"`
+}
+
+// DefaultListen is the forward input's TCP address when neither listen nor
+// unix is configured.
+const DefaultListen = "127.0.0.1:24224"
+
+// DefaultForwardInput returns a ForwardInput with every default applied,
+// including Listen (which Parse keeps only if neither listen nor unix is
+// configured).
+func DefaultForwardInput() ForwardInput {
+	return ForwardInput{
+		Listen:               DefaultListen,
+		UnixMode:             ptr(uint32(0o666)),
+		MaxMessageBytes:      16 << 20,
+		MaxDecompressedBytes: 64 << 20,
+		MaxConnections:       1024,
+		PartialTimeout:       5 * time.Second,
+		MaxPartialBytes:      1 << 20,
+	}
+}
+
+func (f *ForwardInput) setDefaults() { *f = DefaultForwardInput() }
+
+// decoded drops the default TCP listener when unix is set and listen is
+// not: a unix socket alone is a complete configuration.
+func (f *ForwardInput) decoded(set func(key string) bool) {
+	if f.Unix != "" && !set("listen") {
+		f.Listen = ""
+	}
+}
+
+func (f *ForwardInput) check(v *checker, p string) {
+	if f.Listen == "" && f.Unix == "" {
+		v.errorf(p+".listen", "no listener: set listen, unix or both")
+	}
+	if f.Listen != "" {
+		v.claimListen(p+".listen", f.Listen)
+	}
+	if f.Unix != "" {
+		v.claimFile(p+".unix", f.Unix)
+	}
+	if f.UnixMode != nil && *f.UnixMode > 0o777 {
+		v.errorf(p+".unix_mode", "invalid file mode %#o", *f.UnixMode)
+	}
+	if f.Tag != "" {
+		if err := checkTemplate(f.Tag, true); err != nil {
+			v.invalid(p+".tag", f.Tag, "tag template", err)
+		}
+	}
+	v.positiveInt(p+".max_message_bytes", f.MaxMessageBytes)
+	v.positiveInt(p+".max_decompressed_bytes", f.MaxDecompressedBytes)
+	v.positiveInt(p+".max_connections", f.MaxConnections)
+	v.positive(p+".partial_timeout", f.PartialTimeout)
+	v.positiveInt(p+".max_partial_bytes", f.MaxPartialBytes)
+	v.tls(p+".tls", f.TLS, true)
+	v.security(p+".security", f.Security, true)
+}

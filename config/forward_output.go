@@ -1,0 +1,132 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// ForwardOutput sends chunks to Fluentd/Fluent Bit/Sluice servers.
+type ForwardOutput struct {
+	Servers []ForwardServer `yaml:"servers"`
+	// Compress is "none" (default) or "gzip".
+	Compress string `yaml:"compress"`
+	// CompressLevel is the gzip level 1..9. Default 1 (fastest).
+	CompressLevel int `yaml:"compress_level"`
+	// RequireAck waits for each chunk's ack before deleting it. Default true.
+	RequireAck *bool `yaml:"require_ack"`
+	// AckTimeout bounds the wait for one ack. Default 30s.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// MaxInFlight is the number of unacked chunks per connection. Default 8.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// ConnectTimeout bounds one dial plus handshake. Default 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// HeartbeatInterval probes down servers (and idle ones). Default 1s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// RetryInitial and RetryMax bound the exponential back-off with jitter.
+	// Defaults 1s and 60s.
+	RetryInitial time.Duration `yaml:"retry_initial"`
+	RetryMax     time.Duration `yaml:"retry_max"`
+	// MaxRetries gives up on a chunk after this many retries (MaxRetries+1
+	// failed sends; the chunk is dropped, counted and logged); 0 (default)
+	// retries forever (the data waits on disk).
+	MaxRetries int `yaml:"max_retries"`
+
+	TLS      *TLS      `yaml:"tls"`
+	Security *Security `yaml:"security"`
+}
+
+// ForwardServer is one destination of a forward output.
+type ForwardServer struct {
+	Address string `yaml:"address"` // host:port, or unix:///path
+	Weight  int    `yaml:"weight"`  // default 60, as in Fluentd
+	Standby bool   `yaml:"standby"` // used only when every active server is down
+	// Username/Password for the handshake's user authentication.
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+}
+
+// DefaultForwardOutput returns a ForwardOutput with every default applied
+// and no servers.
+func DefaultForwardOutput() ForwardOutput {
+	return ForwardOutput{
+		Compress:          "none",
+		CompressLevel:     1,
+		RequireAck:        ptr(true),
+		AckTimeout:        30 * time.Second,
+		MaxInFlight:       8,
+		ConnectTimeout:    5 * time.Second,
+		HeartbeatInterval: time.Second,
+		RetryInitial:      time.Second,
+		RetryMax:          60 * time.Second,
+	}
+}
+
+// DefaultForwardServer returns a ForwardServer with the default weight.
+func DefaultForwardServer() ForwardServer {
+	return ForwardServer{Weight: 60}
+}
+
+func (f *ForwardOutput) setDefaults() { *f = DefaultForwardOutput() }
+
+// setDefaults applies the defaults of a servers list item.
+func (s *ForwardServer) setDefaults() { *s = DefaultForwardServer() }
+
+func (f *ForwardOutput) check(v *checker, p string) {
+	if len(f.Servers) == 0 {
+		v.errorf(p+".servers", "at least one server is required")
+	}
+	active, weighted := 0, 0
+	addrs := map[string]string{}
+	for i, s := range f.Servers {
+		sp := fmt.Sprintf("%s.servers[%d]", p, i)
+		ap := sp + ".address"
+		if !validServerAddress(s.Address) {
+			v.errorf(ap, "invalid address %s (want host:port or unix:///path)", v.q(ap, s.Address))
+		} else if prev, dup := addrs[s.Address]; dup {
+			v.errorf(ap, "duplicate address %s, already used by %s", v.q(ap, s.Address), v.where(prev))
+		} else {
+			addrs[s.Address] = sp + ".address"
+		}
+		if s.Weight < 0 {
+			v.errorf(sp+".weight", "must not be negative, got %d", s.Weight)
+		}
+		if !s.Standby {
+			active++
+			if s.Weight > 0 {
+				weighted++
+			}
+		}
+		switch {
+		case s.Username != "" && s.Password == "":
+			v.errorf(sp+".password", "required when username is set")
+		case s.Username == "" && s.Password != "":
+			v.errorf(sp+".username", "required when password is set")
+		case s.Username != "" && f.Security == nil:
+			v.errorf(sp+".username", "user authentication needs a security section with shared_key")
+		}
+	}
+	switch {
+	case len(f.Servers) > 0 && active == 0:
+		v.errorf(p+".servers", "every server is a standby; at least one must be active")
+	case active > 0 && weighted == 0:
+		v.errorf(p+".servers", "every active server has weight 0; at least one needs a positive weight")
+	}
+	v.oneOf(p+".compress", f.Compress, "none", "gzip")
+	if f.CompressLevel < 1 || f.CompressLevel > 9 {
+		v.errorf(p+".compress_level", "must be between 1 and 9, got %d", f.CompressLevel)
+	}
+	v.positive(p+".ack_timeout", f.AckTimeout)
+	v.positiveInt(p+".max_in_flight", f.MaxInFlight)
+	v.positive(p+".connect_timeout", f.ConnectTimeout)
+	v.positive(p+".heartbeat_interval", f.HeartbeatInterval)
+	v.positive(p+".retry_initial", f.RetryInitial)
+	v.positive(p+".retry_max", f.RetryMax)
+	if f.RetryInitial > 0 && f.RetryMax > 0 && f.RetryMax < f.RetryInitial {
+		v.errorf(p+".retry_max", "%s is less than retry_initial (%s)", f.RetryMax, f.RetryInitial)
+	}
+	if f.MaxRetries < 0 {
+		v.errorf(p+".max_retries", "must not be negative, got %d", f.MaxRetries)
+	}
+	v.tls(p+".tls", f.TLS, false)
+	v.security(p+".security", f.Security, false)
+}
