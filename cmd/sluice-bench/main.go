@@ -49,9 +49,9 @@ type options struct {
 	// ack makes mode forward's clients ask for an ack per event and wait
 	// for it before sending the next, as Docker's driver does with
 	// fluentd-request-ack.
-	ack bool
-	agent   string
-	keep    bool
+	ack   bool
+	agent string
+	keep  bool
 	// parseJSON turns the docker input's parse_json on (off by default:
 	// routing by log_type reads the payload either way).
 	parseJSON bool
