@@ -129,7 +129,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		cfg:        cfg,
 		unixMode:   mode,
 		r:          r,
-		log:        log.With("input", id),
+		log:        log, // the agent labels it input=<id>
 		m:          newInputMetrics(set, id),
 		rand:       rand.Reader,
 		ready:      make(chan struct{}),

@@ -132,7 +132,7 @@ func New(id string, cfg config.ForwardOutput, src Source, log *slog.Logger, set 
 	o := &Output{
 		id:             id,
 		src:            src,
-		log:            log.With("output", id),
+		log:            log, // the agent labels it output=<id>
 		requireAck:     *cfg.RequireAck,
 		gzipLevel:      or(cfg.CompressLevel, def.CompressLevel),
 		ackTimeout:     or(cfg.AckTimeout, def.AckTimeout),

@@ -239,7 +239,7 @@ func (s *server) run(ctx context.Context) {
 			continue
 		}
 		if !s.markUp(ctx) {
-			c.raw.Close()
+			c.nc.Close()
 			return
 		}
 		if !c.keepalive && next == nil {
@@ -311,7 +311,10 @@ var errAckTimeout = errors.New("ack timeout")
 // connection failed; the chunks written and not acked are then left in
 // s.sent for the caller to fail.
 func (s *server) session(ctx context.Context, c *conn, first *item) (idle bool, err error) {
-	stop := context.AfterFunc(ctx, func() { c.raw.Close() })
+	// Closing c.nc (not c.raw) sends TLS's close_notify first, so peers do
+	// not log an unexpected EOF; tls.Conn.Close skips the alert, and does
+	// not block, when a Write is in flight.
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
 	done := make(chan struct{})
 	readerDone := make(chan struct{})
 	rerr := make(chan error, 1)
@@ -324,7 +327,7 @@ func (s *server) session(ctx context.Context, c *conn, first *item) (idle bool, 
 	defer func() {
 		stop()
 		close(done)
-		c.raw.Close()
+		c.nc.Close()
 		<-readerDone
 		ackTimer.Stop()
 	}()
