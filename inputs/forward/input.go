@@ -24,16 +24,9 @@ import (
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
-// Defaults, as documented on config.ForwardInput.
+// The defaults of the options are declared once, in
+// config.DefaultForwardInput; New applies them to zero values.
 const (
-	DefaultListen               = "127.0.0.1:24224"
-	DefaultUnixMode             = 0o666
-	DefaultMaxMessageBytes      = 16 << 20
-	DefaultMaxDecompressedBytes = 64 << 20
-	DefaultMaxConnections       = 1024
-	DefaultPartialTimeout       = 5 * time.Second
-	DefaultMaxPartialBytes      = 1 << 20
-
 	// MaxRecordDepth bounds how deeply a stored record nests maps and
 	// arrays (the record map itself is level 1): the record plus the
 	// record.MaxDepth levels a parsed JSON payload may have. A deeper event
@@ -91,10 +84,11 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 	if set == nil {
 		set = metrics.NewSet()
 	}
+	def := config.DefaultForwardInput()
 	if cfg.Listen == "" && cfg.Unix == "" {
-		cfg.Listen = DefaultListen
+		cfg.Listen = def.Listen
 	}
-	mode := fs.FileMode(DefaultUnixMode)
+	mode := fs.FileMode(*def.UnixMode)
 	if cfg.UnixMode != nil {
 		if *cfg.UnixMode > 0o777 {
 			return nil, fmt.Errorf("forward input %s: unix_mode %o is not a permission mode", id, *cfg.UnixMode)
@@ -106,10 +100,10 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		v    *int
 		def  int
 	}{
-		{"max_message_bytes", &cfg.MaxMessageBytes, DefaultMaxMessageBytes},
-		{"max_decompressed_bytes", &cfg.MaxDecompressedBytes, DefaultMaxDecompressedBytes},
-		{"max_connections", &cfg.MaxConnections, DefaultMaxConnections},
-		{"max_partial_bytes", &cfg.MaxPartialBytes, DefaultMaxPartialBytes},
+		{"max_message_bytes", &cfg.MaxMessageBytes, def.MaxMessageBytes},
+		{"max_decompressed_bytes", &cfg.MaxDecompressedBytes, def.MaxDecompressedBytes},
+		{"max_connections", &cfg.MaxConnections, def.MaxConnections},
+		{"max_partial_bytes", &cfg.MaxPartialBytes, def.MaxPartialBytes},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -119,7 +113,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		}
 	}
 	if cfg.PartialTimeout == 0 {
-		cfg.PartialTimeout = DefaultPartialTimeout
+		cfg.PartialTimeout = def.PartialTimeout
 	}
 	if cfg.PartialTimeout < 0 {
 		return nil, fmt.Errorf("forward input %s: partial_timeout must be positive, got %s", id, cfg.PartialTimeout)
