@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-agent/sluice/inputs/internal/tail"
 )
 
 // payload200 is a typical 200-byte application log line.
@@ -23,10 +27,11 @@ func benchLine(b *testing.B, payload string) []byte {
 func BenchmarkParse(b *testing.B) {
 	line := benchLine(b, payload200)
 	var p parser
+	var l tail.Line
 	b.ReportAllocs()
 	b.SetBytes(int64(len(line)))
 	for b.Loop() {
-		if _, err := p.parse(line); err != nil {
+		if err := p.Parse(line, &l); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -36,10 +41,11 @@ func BenchmarkParseEscaped(b *testing.B) {
 	// encoding/json escapes <, >, & like Docker, plus quotes and a tab.
 	line := benchLine(b, strings.Repeat(`<a href="x">&	</a> `, 12))
 	var p parser
+	var l tail.Line
 	b.ReportAllocs()
 	b.SetBytes(int64(len(line)))
 	for b.Loop() {
-		if _, err := p.parse(line); err != nil {
+		if err := p.Parse(line, &l); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -54,8 +60,8 @@ func (discardQueue) Mark() uint64                                      { return 
 func (discardQueue) SyncTo(uint64) error                               { return nil }
 
 // BenchmarkReadParseAdd measures the whole hot path for 200-byte payload
-// lines: pread, split, parse, record, tag, Writer.Add, Flush per turn. One
-// op is one line.
+// lines: pread, split, parse, record, tag, Writer.Add, Flush per turn
+// (tail's turn loop, driven by Drain). One op is one line.
 //
 // Cases: plain (text payload, default tag), parse_json (JSON payload merged
 // into the record), field_tag (JSON payload, parse_json off, tag
@@ -83,13 +89,14 @@ func BenchmarkReadParseAdd(b *testing.B) {
 			cfg := testCfg(h.root)
 			cfg.ParseJSON = parseJSON
 			cfg.Tag = bc.tag
-			in, err := New("dk", cfg, h.dataDir, newRouter(b, discardQueue{}), nil, nil)
+			set := metrics.NewSet()
+			in, err := New("dk", cfg, h.dataDir, newRouter(b, discardQueue{}), nil, set)
 			if err != nil {
 				b.Fatal(err)
 			}
-			in.w = in.r.NewWriter()
-			in.scan(time.Now())
-			f := in.containers[idA].files[0]
+			defer in.t.Close()
+			in.t.Scan()
+			read := set.GetOrCreateCounter(`sluice_input_lines_total{input="dk"}`)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(line)))
@@ -97,18 +104,17 @@ func BenchmarkReadParseAdd(b *testing.B) {
 			start := time.Now()
 			done := uint64(0)
 			for done < uint64(b.N) {
-				before := in.nLines
-				if _, err := in.turn(ctx, f); err != nil {
+				// Turns of turnBytes (a Flush each) to the end of the
+				// file, then back to its start.
+				before := read.Get()
+				if err := in.t.Drain(ctx); err != nil {
 					b.Fatal(err)
 				}
-				done += in.nLines - before
-				if f.readOff == int64(n*len(line)) {
-					f.readOff, f.commit = 0, 0
-				}
+				done += read.Get() - before
+				in.t.Rewind()
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(done)/time.Since(start).Seconds(), "lines/s")
-			in.closeAll()
 			_ = os.Remove(path)
 		})
 	}

@@ -14,9 +14,11 @@ import (
 // configFile is Docker's per-container metadata file.
 const configFile = "config.v2.json"
 
-// container is one directory under the Docker root with its metadata and
-// the log files found in it. It is owned by the reader goroutine.
+// container is one directory under the Docker root with its metadata: the
+// tail.Source of its log files. It is used on the tail's reader goroutine
+// only.
 type container struct {
+	in      *Input
 	id      string // directory name
 	shortID string
 	dir     string
@@ -30,23 +32,30 @@ type container struct {
 	cfgTried bool // cfgMod/cfgSize are valid
 	warned   bool // the current metadata problem was logged
 
-	files []*file // tracked files, open and closed
-
 	// tagCache holds the rendered tag per stream (stdout, stderr) when the
 	// template does not depend on the payload; reset on metadata change.
 	tagCache [2][]byte
 	tagOK    [2]bool
 }
 
-func newContainer(root, id string, includeLabels bool) *container {
-	c := &container{id: id, dir: filepath.Join(root, id)}
+func newContainer(in *Input, id, dir string) *container {
+	c := &container{in: in, id: id, dir: dir}
 	c.shortID = id
 	if len(id) > 12 {
 		c.shortID = id[:12]
 	}
 	c.name = c.shortID
-	c.build(includeLabels)
+	c.build(in.labels)
 	return c
+}
+
+// Refresh implements tail.Source: config.v2.json is read again when its
+// mtime or size changed. A problem is reported once.
+func (c *container) Refresh() error {
+	if err := c.refresh(c.in.labels); err != nil {
+		return fmt.Errorf("%w (name is the short id)", err)
+	}
+	return nil
 }
 
 // label returns the value of label k, or "".

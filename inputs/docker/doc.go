@@ -2,46 +2,31 @@
 // (<root>/<id>/<id>-json.log and its rotated siblings <id>-json.log.N) and
 // hands each line to the pipeline as an event.
 //
+// The file following (discovery, fingerprints, rotation, offsets, turns,
+// partial-line joining, the hand-off and the checkpoint) is package tail;
+// this package supplies Docker's layout, line format and metadata.
+//
 // # Invariants
 //
-//   - At least once. An offset is committed only after every line before it
-//     was accepted by pipeline.Writer.Flush: read a batch, Add each event
-//     (Add never fails), Flush, and only then advance the file's handed-off
-//     offset. A failed Flush keeps its events in the Writer; the reader
-//     retries that Flush with back-off before it reads anything else, so no
-//     line read is ever dropped or skipped. The
-//     handed-off offset never passes the start of an incomplete partial
-//     group or of a physical line still being read. The checkpoint
-//     goroutine snapshots the handed-off offsets, calls Router.Sync (fsync
-//     of every queue) and only then writes the offsets file. A crash replays
-//     lines after the last checkpoint (duplicates), it never skips any.
-//   - Files are identified by a fingerprint: the first 1 KiB (fewer while
-//     the file is shorter; an empty file is not tracked until it has data),
-//     prefix-matched. Path, device and inode are hints only. An open file
-//     descriptor pins its inode, so while a file is open its inode is
-//     trusted; a closed or saved entry is only ever matched by fingerprint
-//     (or, for an unchanged rotated file, by path, inode, size and mtime
-//     together), so a reused inode is read as the new file it is.
-//   - Rotation by rename: the renamed file is read to its end through the
-//     same descriptor, then closed. Per container, files are read oldest
-//     first (.N before .N-1 before the live file; a deleted file being
-//     finished before all of them), so lines keep their order per container,
-//     also after a restart that finds rotations made while stopped.
-//   - Copytruncate (the live file shrank below what was read, or its head
-//     no longer matches): the copy is found by fingerprint and read on from
-//     the saved offset; the truncated file is a new file read from 0. Data
-//     that can no longer be read (a file deleted or truncated before it was
-//     read, found at start or by a scan) is logged and counted as an
-//     estimate in sluice_input_files_lost_bytes_total.
-//   - Bounded memory: one reader goroutine serves every file round-robin
-//     with one fixed 256 KiB read buffer and one pipeline.Writer, reading at
-//     most 256 KiB of one container per turn and flushing after each turn;
-//     one checkpoint goroutine. A physical line longer than the buffer is
-//     parsed as a stream and never held whole; a joined or single line is cut
-//     to MaxLineBytes. Per file, only pending partial groups (at most
-//     MaxLineBytes each, one per stream) are held.
-//   - Offsets files are written tmp, fsync, rename, fsync of the directory.
-//     Entries of files gone for more than an hour are dropped.
+//   - Every guarantee of package tail holds: at least once (an offset is
+//     committed only after Writer.Flush accepted every line before it, and
+//     written to offsets.json only after Router.Sync), identity by
+//     fingerprint (never by path or inode alone), rotation by rename and by
+//     copytruncate, rotations made while stopped read oldest first, lost
+//     data counted, bounded memory, atomic offsets file.
+//   - Layout (layout.go): container directories right below the root; in
+//     each, the live <id>-json.log (rank 0) and the rotated <id>-json.log.N
+//     (rank N, so .N is read before .N-1 before the live file). Compressed
+//     rotations (.N.gz) and every other file are never read as logs.
+//   - Format (parse.go, longline.go): one JSON object per line; a "log"
+//     without its trailing "\n" is a partial chunk. Parsing does not
+//     allocate; a line longer than the read buffer is parsed as a stream
+//     and never held whole.
+//   - Metadata (container.go): config.v2.json is re-read at each scan of the
+//     container's directory when its mtime or size changed (Docker replaces
+//     it by rename, which also triggers that scan at once); until it can be
+//     read the name is the short id. The record (record.go) has the same
+//     shape as the forward input's for Docker's fluentd driver.
 //
 // # Record layout
 //
@@ -74,14 +59,16 @@
 // The line parser is hand-written and does not allocate: keys in any order,
 // unknown keys skipped, Docker's escapes (\u003c, \u0009, \ufffd, \u2028,
 // surrogate pairs) decoded into a reused buffer, RFC 3339 times with any
-// number of fraction digits. A line that does not parse is counted in
-// sluice_input_parse_errors_total, logged (rate-limited) and emitted with
-// the raw line in "log"; reading continues. Blank lines are skipped.
+// number of fraction digits. A line that does not parse is emitted with the
+// raw line in "log" (see tail); reading continues. A line longer than the
+// read buffer goes to a streaming parser of the same grammar that keeps at
+// most MaxLineBytes of "log" (and of the raw line, for a malformed one) but
+// still finds "stream" and "time" after it.
 //
 // Docker splits lines longer than 16 KiB into chunks whose "log" does not
-// end in "\n"; they are joined per stream (stdout and stderr interleave
-// independently) and emitted once the chunk ending in "\n" arrives, with
-// the first chunk's time. A group with no continuation for
+// end in "\n"; tail joins them per stream (stdout and stderr interleave
+// independently) and emits them once the chunk ending in "\n" arrives,
+// with the first chunk's time. A group with no continuation for
 // PartialFlushTimeout is emitted as it is.
 //
 // # Tags
@@ -96,30 +83,18 @@
 //
 // # Metrics
 //
-// With the label input="<id>": sluice_input_lines_total (physical lines),
-// sluice_input_bytes_total, sluice_input_parse_errors_total,
-// sluice_input_truncated_lines_total, sluice_input_partial_joins_total,
-// sluice_input_rotations_total, sluice_input_files_lost_bytes_total and the
-// gauge sluice_input_files_tracked (open files).
+// Those of package tail, with the label input="<id>".
 //
 // # Known limitations
 //
-//   - Discovery polls every PollInterval (no inotify); a new file is picked
-//     up within one interval. A file created and deleted between two scans
-//     is never seen.
-//   - While a partial group is pending, the committed offset stays at its
-//     start, so after a crash lines of the other stream read in the
-//     meantime are emitted again. A dangling partial at shutdown is not
-//     emitted; it is re-read at the next start.
-//   - A line split across a rotation (its chunks in two files) is emitted
-//     as two lines.
+// Those of package tail, and:
+//
 //   - Docker's compressed rotations (.N.gz) are never read. A rotated file
 //     already open is read to its end through its descriptor even after
 //     compression removed it; one compressed while the agent was stopped is
 //     lost, and counted (as an estimate from its last known size).
-//   - Two files of one container with identical first bytes (up to 1 KiB)
-//     are indistinguishable; Docker's timestamped lines make that
-//     practically impossible.
-//   - With many containers logging partial lines at once, memory grows by
-//     up to MaxLineBytes per pending group.
+//   - A line split across a rotation (its chunks in two files) is emitted
+//     as two lines.
+//   - Config.PollInterval keeps its name but is, with inotify working, the
+//     period of the fallback scan divided by ten (see tail).
 package docker

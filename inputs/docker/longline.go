@@ -1,9 +1,9 @@
 package docker
 
 import (
-	"bytes"
 	"unicode/utf8"
 
+	"github.com/sluice-agent/sluice/inputs/internal/tail"
 	"github.com/sluice-agent/sluice/internal/record"
 )
 
@@ -13,10 +13,10 @@ import (
 // record if the line turns out malformed); everything past that is parsed
 // (to find "stream" and "time" and the end of the line) but not stored.
 //
-// It accepts the same grammar as parser.parse.
+// It accepts the same grammar as parser.parse, and implements
+// tail.LongLine.
 type longLine struct {
-	start int64 // file offset of the line's first byte
-	max   int
+	max int
 
 	raw     []byte // first max bytes of the raw line
 	rawLen  int64
@@ -69,22 +69,17 @@ const (
 
 const keyKeep = 8
 
-func (ll *longLine) reset(start int64, max int) {
+func (ll *longLine) reset(max int) {
 	*ll = longLine{
-		start: start, max: max,
+		max: max,
 		raw: ll.raw[:0], log: ll.log[:0], stream: ll.stream[:0],
 		timeRaw: ll.timeRaw[:0], key: ll.key[:0],
 	}
 }
 
-// feed consumes p up to and including the first '\n'. It returns the number
-// of bytes consumed and whether the line ended.
-func (ll *longLine) feed(p []byte) (int, bool) {
-	k := bytes.IndexByte(p, '\n')
-	piece := p
-	if k >= 0 {
-		piece = p[:k]
-	}
+// Write implements tail.LongLine: it consumes the next piece of the line
+// (never containing "\n").
+func (ll *longLine) Write(piece []byte) {
 	if room := ll.max - len(ll.raw); room > 0 {
 		ll.raw = append(ll.raw, piece[:min(room, len(piece))]...)
 	}
@@ -109,10 +104,28 @@ func (ll *longLine) feed(p []byte) (int, bool) {
 		}
 		ll.step(piece[i])
 	}
-	if k >= 0 {
-		return k + 1, true
+}
+
+// End implements tail.LongLine. A cut "log" lost its "\n", so whether the
+// line is complete comes from the full value's last byte.
+func (ll *longLine) End() (tail.Line, error) {
+	l, ok := ll.result()
+	if !ok {
+		err := ll.err
+		if err == nil {
+			err = errSyntax
+		}
+		return tail.Line{Content: ll.raw, Truncated: ll.rawLen > int64(len(ll.raw))}, err
 	}
-	return len(p), false
+	if ll.logTruncated() {
+		return tail.Line{
+			Content: l.log, Stream: l.stream, Time: l.time, HasTime: l.hasTime,
+			Partial: ll.logLast != '\n', Truncated: true,
+		}, nil
+	}
+	var out tail.Line
+	l.fill(&out)
+	return out, nil
 }
 
 // result finishes the line. It reports ok=false for a malformed line, whose
@@ -141,80 +154,20 @@ func (ll *longLine) fail(err error) {
 	ll.err = err
 }
 
+// step advances the state machine by one byte.
 func (ll *longLine) step(c byte) {
 	switch ll.st {
 	case llBegin:
-		if isWS(c) {
-			return
-		}
-		if c != '{' {
-			ll.fail(errNotObject)
-			return
-		}
-		ll.st = llKeyOrEnd
+		ll.expect(c, '{', llKeyOrEnd, errNotObject)
 	case llKeyOrEnd, llKeyStart:
-		if isWS(c) {
-			return
-		}
-		if c == '}' && ll.st == llKeyOrEnd {
-			ll.st = llEnd
-			return
-		}
-		if c != '"' {
-			ll.fail(errSyntax)
-			return
-		}
-		ll.key = ll.key[:0]
-		ll.keyLen = 0
-		ll.target = tKey
-		ll.st = llString
+		ll.keyStart(c)
 	case llString:
 		ll.stringByte(c)
 	case llColon:
-		if isWS(c) {
-			return
-		}
-		if c != ':' {
-			ll.fail(errSyntax)
-			return
-		}
-		ll.st = llValue
+		ll.expect(c, ':', llValue, errSyntax)
 	case llValue:
-		if isWS(c) {
-			return
-		}
-		field := ll.keyLen == len(ll.key) // key fully kept
-		k := string(ll.key)
-		switch {
-		case field && k == "log":
-			if c != '"' {
-				ll.fail(errNoLog)
-				return
-			}
-			ll.log, ll.logLen, ll.sawLog = ll.log[:0], 0, true
-			ll.target, ll.st = tLog, llString
-		case field && k == "stream":
-			if c != '"' {
-				ll.fail(errBadStream)
-				return
-			}
-			ll.stream = ll.stream[:0]
-			ll.target, ll.st = tStream, llString
-		case field && k == "time":
-			if c != '"' {
-				ll.fail(errBadTime)
-				return
-			}
-			ll.timeRaw, ll.sawTime = ll.timeRaw[:0], true
-			ll.target, ll.st = tTime, llString
-		case c == '"':
-			ll.st, ll.strEsc = llSkipString, false
-		case c == '{' || c == '[':
-			ll.st, ll.depth, ll.inStr, ll.strEsc = llNested, 1, false, false
-		case scalarStart(c):
-			ll.st = llScalar
-		default:
-			ll.fail(errSyntax)
+		if !isWS(c) {
+			ll.value(c)
 		}
 	case llSkipString:
 		switch {
@@ -226,49 +179,9 @@ func (ll *longLine) step(c byte) {
 			ll.st = llAfter
 		}
 	case llNested:
-		switch {
-		case ll.inStr && ll.strEsc:
-			ll.strEsc = false
-		case ll.inStr && c == '\\':
-			ll.strEsc = true
-		case ll.inStr && c == '"':
-			ll.inStr = false
-		case ll.inStr:
-		case c == '"':
-			ll.inStr = true
-		case c == '{' || c == '[':
-			ll.depth++
-			if ll.depth > maxDepth {
-				ll.fail(errTooDeep)
-			}
-		case c == '}' || c == ']':
-			ll.depth--
-			if ll.depth == 0 {
-				ll.st = llAfter
-			}
-		}
-	case llScalar:
-		switch {
-		case scalarByte(c):
-		case isWS(c):
-			ll.st = llAfter
-		case c == ',':
-			ll.st = llKeyStart
-		case c == '}':
-			ll.st = llEnd
-		default:
-			ll.fail(errSyntax)
-		}
-	case llAfter:
-		switch {
-		case isWS(c):
-		case c == ',':
-			ll.st = llKeyStart
-		case c == '}':
-			ll.st = llEnd
-		default:
-			ll.fail(errSyntax)
-		}
+		ll.nested(c)
+	case llScalar, llAfter:
+		ll.between(c)
 	case llEnd:
 		if !isWS(c) {
 			ll.fail(errSyntax)
@@ -276,49 +189,126 @@ func (ll *longLine) step(c byte) {
 	}
 }
 
+// expect moves to next on want, skips whitespace and fails on anything
+// else.
+func (ll *longLine) expect(c, want byte, next llState, err error) {
+	switch {
+	case c == want:
+		ll.st = next
+	case !isWS(c):
+		ll.fail(err)
+	}
+}
+
+// keyStart expects the quote that opens a key (or, right after '{', the
+// '}' of an empty object).
+func (ll *longLine) keyStart(c byte) {
+	switch {
+	case isWS(c):
+	case c == '}' && ll.st == llKeyOrEnd:
+		ll.st = llEnd
+	case c != '"':
+		ll.fail(errSyntax)
+	default:
+		ll.key = ll.key[:0]
+		ll.keyLen = 0
+		ll.target = tKey
+		ll.st = llString
+	}
+}
+
+// value handles the first byte of a value: the strings of "log", "stream"
+// and "time" are decoded, anything else is skipped.
+func (ll *longLine) value(c byte) {
+	field := ll.keyLen == len(ll.key) // key fully kept
+	switch k := string(ll.key); {
+	case field && (k == "log" || k == "stream" || k == "time"):
+		ll.field(c, k)
+	case c == '"':
+		ll.st, ll.strEsc = llSkipString, false
+	case c == '{' || c == '[':
+		ll.st, ll.depth, ll.inStr, ll.strEsc = llNested, 1, false, false
+	case scalarStart(c):
+		ll.st = llScalar
+	default:
+		ll.fail(errSyntax)
+	}
+}
+
+// field starts decoding the string value of key k, which must be a string.
+func (ll *longLine) field(c byte, k string) {
+	switch k {
+	case "log":
+		if c != '"' {
+			ll.fail(errNoLog)
+			return
+		}
+		ll.log, ll.logLen, ll.sawLog = ll.log[:0], 0, true
+		ll.target = tLog
+	case "stream":
+		if c != '"' {
+			ll.fail(errBadStream)
+			return
+		}
+		ll.stream = ll.stream[:0]
+		ll.target = tStream
+	default:
+		if c != '"' {
+			ll.fail(errBadTime)
+			return
+		}
+		ll.timeRaw, ll.sawTime = ll.timeRaw[:0], true
+		ll.target = tTime
+	}
+	ll.st = llString
+}
+
+// nested skips one byte inside a skipped object or array.
+func (ll *longLine) nested(c byte) {
+	switch {
+	case ll.inStr && ll.strEsc:
+		ll.strEsc = false
+	case ll.inStr && c == '\\':
+		ll.strEsc = true
+	case ll.inStr && c == '"':
+		ll.inStr = false
+	case ll.inStr:
+	case c == '"':
+		ll.inStr = true
+	case c == '{' || c == '[':
+		ll.depth++
+		if ll.depth > maxDepth {
+			ll.fail(errTooDeep)
+		}
+	case c == '}' || c == ']':
+		ll.depth--
+		if ll.depth == 0 {
+			ll.st = llAfter
+		}
+	}
+}
+
+// between handles a byte inside a skipped scalar or after a value: ','
+// or '}' end the value.
+func (ll *longLine) between(c byte) {
+	switch {
+	case ll.st == llScalar && scalarByte(c):
+	case isWS(c):
+		ll.st = llAfter
+	case c == ',':
+		ll.st = llKeyStart
+	case c == '}':
+		ll.st = llEnd
+	default:
+		ll.fail(errSyntax)
+	}
+}
+
 // stringByte handles one byte inside a decoded string (key, log, stream,
 // time), decoding escapes across piece boundaries.
 func (ll *longLine) stringByte(c byte) {
 	if ll.escN > 0 {
-		ll.esc[ll.escN] = c
-		ll.escN++
-		if ll.escN == 2 && c != 'u' {
-			ll.escN = 0
-			b, ok := record.UnescapeByte(c)
-			if !ok {
-				ll.fail(errBadEscape)
-				return
-			}
-			ll.flushHigh()
-			ll.emit(b)
-			return
-		}
-		if ll.escN < 6 {
-			return
-		}
-		ll.escN = 0
-		r, ok := record.Hex4(ll.esc[2:6])
-		if !ok {
-			ll.fail(errBadEscape)
-			return
-		}
-		if ll.high != 0 {
-			h := ll.high
-			ll.high = 0
-			if r >= 0xDC00 && r < 0xE000 {
-				ll.emitRune(0x10000 + (h-0xD800)<<10 + (r - 0xDC00))
-				return
-			}
-			ll.emitRune(utf8.RuneError)
-		}
-		switch {
-		case r >= 0xD800 && r < 0xDC00:
-			ll.high = r
-		case r >= 0xDC00 && r < 0xE000:
-			ll.emitRune(utf8.RuneError)
-		default:
-			ll.emitRune(r)
-		}
+		ll.escapeByte(c)
 		return
 	}
 	if c == '\\' {
@@ -327,22 +317,67 @@ func (ll *longLine) stringByte(c byte) {
 		return
 	}
 	ll.flushHigh()
-	if c == '"' {
-		switch ll.target {
-		case tKey:
-			ll.st = llColon
-		case tStream:
-			if len(ll.stream) > maxStreamLen {
-				ll.fail(errBadStream)
-				return
-			}
-			ll.st = llAfter
-		default:
-			ll.st = llAfter
-		}
+	if c != '"' {
+		ll.emit(c)
 		return
 	}
-	ll.emit(c)
+	switch ll.target {
+	case tKey:
+		ll.st = llColon
+	case tStream:
+		if len(ll.stream) > maxStreamLen {
+			ll.fail(errBadStream)
+			return
+		}
+		ll.st = llAfter
+	default:
+		ll.st = llAfter
+	}
+}
+
+// escapeByte collects one byte of an escape sequence and decodes the
+// sequence once complete: \n and the like, or \uXXXX (surrogate pairs
+// joined, lone surrogates as U+FFFD).
+func (ll *longLine) escapeByte(c byte) {
+	ll.esc[ll.escN] = c
+	ll.escN++
+	if ll.escN == 2 && c != 'u' {
+		ll.escN = 0
+		b, ok := record.UnescapeByte(c)
+		if !ok {
+			ll.fail(errBadEscape)
+			return
+		}
+		ll.flushHigh()
+		ll.emit(b)
+		return
+	}
+	if ll.escN < 6 {
+		return
+	}
+	ll.escN = 0
+	r, ok := record.Hex4(ll.esc[2:6])
+	if !ok {
+		ll.fail(errBadEscape)
+		return
+	}
+	if ll.high != 0 {
+		h := ll.high
+		ll.high = 0
+		if r >= 0xDC00 && r < 0xE000 {
+			ll.emitRune(0x10000 + (h-0xD800)<<10 + (r - 0xDC00))
+			return
+		}
+		ll.emitRune(utf8.RuneError)
+	}
+	switch {
+	case r >= 0xD800 && r < 0xDC00:
+		ll.high = r
+	case r >= 0xDC00 && r < 0xE000:
+		ll.emitRune(utf8.RuneError)
+	default:
+		ll.emitRune(r)
+	}
 }
 
 func (ll *longLine) flushHigh() {

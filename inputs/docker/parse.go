@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 
+	"github.com/sluice-agent/sluice/inputs/internal/tail"
 	"github.com/sluice-agent/sluice/internal/record"
 )
 
@@ -45,43 +46,85 @@ type parser struct {
 	timeOK   bool
 }
 
-// parse parses one line (without its "\n"):
+// Parse implements tail.Format for json-file lines: a "log" ending in
+// "\n" is a complete line (the "\n" is dropped), any other is a partial
+// chunk.
+func (p *parser) Parse(b []byte, l *tail.Line) error {
+	if err := p.parseInto(b, l); err != nil {
+		return err
+	}
+	complete := len(l.Content) > 0 && l.Content[len(l.Content)-1] == '\n'
+	if complete {
+		l.Content = l.Content[:len(l.Content)-1]
+	}
+	l.Partial = !complete
+	return nil
+}
+
+// parse is parseInto returning a line, as the streaming parser does.
+func (p *parser) parse(b []byte) (line, error) {
+	var tl tail.Line
+	err := p.parseInto(b, &tl)
+	return line{log: tl.Content, stream: tl.Stream, time: tl.Time, hasTime: tl.HasTime}, err
+}
+
+// Long implements tail.Format: a line longer than the read buffer is
+// parsed as a stream by a longLine.
+func (p *parser) Long(max int) tail.LongLine {
+	ll := &longLine{}
+	ll.reset(max)
+	return ll
+}
+
+// fill sets out from l: a "log" ending in "\n" is a complete line (the
+// "\n" is dropped), any other is a partial chunk.
+func (l *line) fill(out *tail.Line) {
+	complete := len(l.log) > 0 && l.log[len(l.log)-1] == '\n'
+	content := l.log
+	if complete {
+		content = content[:len(content)-1]
+	}
+	*out = tail.Line{Content: content, Stream: l.stream, Time: l.time, HasTime: l.hasTime, Partial: !complete}
+}
+
+// parseInto parses one line (without its "\n") into l, with the raw "log"
+// value (its "\n" included) as Content:
 //
 //	{"log":"...","stream":"stdout","attrs":{...},"time":"2024-01-02T03:04:05.1Z"}
 //
 // Keys may come in any order, unknown keys (attrs) are skipped, whitespace
 // between tokens is allowed. "log" must be present and a string; "stream"
 // and "time", if present, must be strings.
-func (p *parser) parse(b []byte) (line, error) {
-	var l line
+func (p *parser) parseInto(b []byte, l *tail.Line) error {
+	*l = tail.Line{}
 	i := record.SkipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return l, errNotObject
+		return errNotObject
 	}
 	i = record.SkipWS(b, i+1)
 	if i >= len(b) {
-		return l, errSyntax
+		return errSyntax
 	}
 	sawLog := false
 	if b[i] == '}' {
-		return l, errNoLog
+		return errNoLog
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return l, errSyntax
+			return errSyntax
 		}
 		// Key: raw bytes unless it contains an escape.
 		ks := i + 1
 		k := record.ScanSpecial(b, ks)
 		if k >= len(b) {
-			return l, errUnterminated
+			return errUnterminated
 		}
 		key := b[ks:k]
 		if b[k] == '\\' {
 			var err error
 			p.keyBuf, i, err = record.AppendUnescaped(p.keyBuf[:0], b, ks)
 			if err != nil {
-				return l, err
+				return err
 			}
 			key = p.keyBuf
 		} else {
@@ -89,79 +132,79 @@ func (p *parser) parse(b []byte) (line, error) {
 		}
 		i = record.SkipWS(b, i)
 		if i >= len(b) || b[i] != ':' {
-			return l, errSyntax
+			return errSyntax
 		}
 		i = record.SkipWS(b, i+1)
 		if i >= len(b) {
-			return l, errSyntax
+			return errSyntax
 		}
 		switch string(key) {
 		case "log":
 			if b[i] != '"' {
-				return l, errNoLog
+				return errNoLog
 			}
 			var err error
 			p.logBuf, i, err = record.AppendUnescaped(p.logBuf[:0], b, i+1)
 			if err != nil {
-				return l, err
+				return err
 			}
-			l.log = p.logBuf
+			l.Content = p.logBuf
 			sawLog = true
 		case "stream":
 			if b[i] != '"' {
-				return l, errBadStream
+				return errBadStream
 			}
 			s, end, err := p.rawOrUnescaped(b, i+1)
 			if err != nil {
-				return l, err
+				return err
 			}
 			if len(s) > maxStreamLen {
-				return l, errBadStream
+				return errBadStream
 			}
-			l.stream, i = s, end
+			l.Stream, i = s, end
 		case "time":
 			if b[i] != '"' {
-				return l, errBadTime
+				return errBadTime
 			}
 			k := record.ScanSpecial(b, i+1)
 			if k >= len(b) {
-				return l, errUnterminated
+				return errUnterminated
 			}
 			if b[k] != '"' {
-				return l, errBadTime
+				return errBadTime
 			}
 			t, ok := p.parseTime(b[i+1 : k])
 			if !ok {
-				return l, errBadTime
+				return errBadTime
 			}
-			l.time, l.hasTime = t, true
+			l.Time, l.HasTime = t, true
 			i = k + 1
 		default:
 			var err error
 			if i, err = skipValue(b, i, 0); err != nil {
-				return l, err
+				return err
 			}
 		}
 		i = record.SkipWS(b, i)
 		if i >= len(b) {
-			return l, errSyntax
+			return errSyntax
 		}
 		if b[i] == ',' {
 			i = record.SkipWS(b, i+1)
 			continue
 		}
 		if b[i] != '}' {
-			return l, errSyntax
+			return errSyntax
 		}
 		if record.SkipWS(b, i+1) != len(b) {
-			return l, errSyntax
+			return errSyntax
 		}
 		break
 	}
 	if !sawLog {
-		return l, errNoLog
+		return errNoLog
 	}
-	return l, nil
+	return nil
 }
 
 // rawOrUnescaped returns the string starting after the quote at s[i:], as a

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -247,12 +248,12 @@ func TestLongLineMatchesParser(t *testing.T) {
 		want, wantErr := p.parse([]byte(s))
 		for _, piece := range []int{1, 2, 3, 7, 64} {
 			var ll longLine
-			ll.reset(0, 1<<20)
+			ll.reset(1 << 20)
 			in := []byte(s + "\n")
 			done := false
 			for len(in) > 0 && !done {
 				n := min(piece, len(in))
-				k, d := ll.feed(in[:n])
+				k, d := feed(&ll, in[:n])
 				in, done = in[k:], d
 			}
 			if !done {
@@ -279,12 +280,12 @@ func TestLongLineMatchesParser(t *testing.T) {
 
 func TestLongLineTruncates(t *testing.T) {
 	var ll longLine
-	ll.reset(0, 100)
+	ll.reset(100)
 	body := strings.Repeat("ab\\u00e9", 1000)
 	in := []byte(`{"log":"` + body + `\n","stream":"stderr","time":"` + t0 + `"}` + "\nNEXT")
 	k, done := 0, false
 	for !done {
-		n, d := ll.feed(in[k:min(k+33, len(in))])
+		n, d := feed(&ll, in[k:min(k+33, len(in))])
 		k += n
 		done = d
 	}
@@ -298,6 +299,19 @@ func TestLongLineTruncates(t *testing.T) {
 	if ll.logLen != 4001 || cap(ll.log) > 200 || cap(ll.raw) > 200 {
 		t.Fatalf("logLen %d, caps %d %d", ll.logLen, cap(ll.log), cap(ll.raw))
 	}
+}
+
+// feed writes p up to and including its first "\n" to ll, as tail's reader
+// does (the pieces it writes never contain the "\n"). It returns the bytes
+// consumed and whether the line ended.
+func feed(ll *longLine, p []byte) (int, bool) {
+	k := bytes.IndexByte(p, '\n')
+	if k < 0 {
+		ll.Write(p)
+		return len(p), false
+	}
+	ll.Write(p[:k])
+	return k + 1, true
 }
 
 // jsonUTF8 replaces each invalid byte with U+FFFD, as encoding/json does.
@@ -332,10 +346,10 @@ func FuzzParse(f *testing.F) {
 		}
 		piece = 1 + (piece&0xff)%17
 		var ll longLine
-		ll.reset(0, 1<<20)
+		ll.reset(1 << 20)
 		in := []byte(s + "\n")
 		for done := false; !done; {
-			k, d := ll.feed(in[:min(piece, len(in))])
+			k, d := feed(&ll, in[:min(piece, len(in))])
 			in, done = in[k:], d
 		}
 		got, ok := ll.result()

@@ -10,7 +10,7 @@ import (
 // internal/record; this tests the docker input's placeholder values, from
 // a payload parsed (parse_json) or only looked into.
 func TestTagTemplate(t *testing.T) {
-	c := newContainer("/r", "0123456789abcdef0123", true)
+	c := newContainer(&Input{labels: true}, "0123456789abcdef0123", "/r/0123456789abcdef0123")
 	c.name = "web"
 	c.labels = []string{"app", "shop", "team", ""}
 	var p record.Fields

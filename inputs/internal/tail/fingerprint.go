@@ -1,4 +1,4 @@
-package docker
+package tail
 
 import (
 	"crypto/sha256"

@@ -1,0 +1,223 @@
+package tail
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// candidate is a log file found by a scan.
+type candidate struct {
+	path     string
+	live     bool
+	rank     int
+	dev, ino uint64
+	size     int64
+	mod      time.Time
+	f        *file
+}
+
+// scan is the full scan: every directory from the root down to the source
+// directories is watched and listed, every source found is matched with
+// its tracked files, and the files of sources no longer found are handled
+// as gone. It runs on the reader goroutine, every PollInterval (less often
+// while every directory is watched) and after an inotify overflow.
+func (t *Tail) scan(now time.Time) {
+	t.fullScan = false
+	t.watch.degraded = t.watch.fsn == nil
+	t.scanTree("", now)
+	t.m.files.Set(float64(t.openFiles))
+	t.scanned = true
+}
+
+// scanPending runs the scans that events and turns asked for.
+func (t *Tail) scanPending(now time.Time) {
+	t.rescan = false
+	for rel := range t.pending {
+		delete(t.pending, rel)
+		if depthOf(rel) == t.depth {
+			t.scanSource(rel, now)
+		} else {
+			t.scanTree(rel, now)
+		}
+	}
+	t.reorder()
+}
+
+// scanSoon asks for a scan of rel (a source key or a directory above the
+// source level) before the next turn.
+func (t *Tail) scanSoon(rel string) {
+	t.pending[rel] = struct{}{}
+	t.rescan = true
+}
+
+// scanTree scans the directory prefix ("" for the root) and everything in
+// it down to the source directories. Known sources under prefix that were
+// not found have their files handled as gone, except below a directory
+// that exists but cannot be listed: those are kept as they are.
+func (t *Tail) scanTree(prefix string, now time.Time) {
+	clear(t.seen)
+	t.walk(prefix, depthOf(prefix), now)
+	for key, s := range t.sources {
+		if !t.seen[s] && under(key, prefix) {
+			t.match(s, nil, now)
+			t.dropIfEmpty(s)
+		}
+	}
+	t.reorder()
+}
+
+// walk lists rel, at depth levels below the root, recursing down to the
+// source directories. Each directory is watched before it is listed, so
+// that nothing created after the listing goes unnoticed.
+func (t *Tail) walk(rel string, depth int, now time.Time) {
+	if depth == t.depth {
+		t.scanSource(rel, now)
+		return
+	}
+	dir := t.abs(rel)
+	t.watch.add(dir)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if depth > 0 && errors.Is(err, fs.ErrNotExist) {
+			return // removed: the sources in it are gone
+		}
+		t.keep(rel)
+		if ok, n := t.warnRead.allow(now); ok {
+			t.log.Warn("cannot list log directory; retrying", "dir", dir, "err", err, "suppressed", n)
+		}
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			t.walk(join(rel, e.Name()), depth+1, now)
+		}
+	}
+}
+
+// keep marks every source under rel as seen.
+func (t *Tail) keep(rel string) {
+	for key, s := range t.sources {
+		if under(key, rel) {
+			t.seen[s] = true
+		}
+	}
+}
+
+// scanSource lists one source directory and matches its log files with
+// the source's tracked files. A source is created when its directory
+// first holds a log file and dropped once it tracks none.
+func (t *Tail) scanSource(key string, now time.Time) {
+	dir := t.abs(key)
+	watched := t.watch.add(dir)
+	t.cands = t.listLogs(t.cands[:0], dir)
+	s := t.sources[key]
+	if s == nil {
+		if len(t.cands) == 0 {
+			return
+		}
+		s = t.addSource(key)
+	}
+	t.seen[s] = true
+	s.watched = watched
+	if err := s.meta.Refresh(); err != nil {
+		t.log.Warn("source metadata unavailable", "source", key, "err", err)
+	}
+	t.match(s, t.cands, now)
+	t.dropIfEmpty(s)
+}
+
+// listLogs appends the log files in dir, as the layout picks and ranks
+// them.
+func (t *Tail) listLogs(dst []candidate, dir string) []candidate {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return dst
+	}
+	t.names = t.names[:0]
+	for _, e := range ents {
+		t.names = append(t.names, e.Name())
+	}
+	t.logs = t.layout.Logs(t.logs[:0], t.names)
+	for _, lg := range t.logs {
+		path := filepath.Join(dir, lg.Name)
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		dev, ino := fileID(fi)
+		dst = append(dst, candidate{
+			path: path, live: lg.Rank == 0, rank: lg.Rank, dev: dev, ino: ino,
+			size: fi.Size(), mod: fi.ModTime(),
+		})
+	}
+	return dst
+}
+
+// addSource creates the source of key.
+func (t *Tail) addSource(key string) *source {
+	dir := t.abs(key)
+	s := &source{key: key, dir: dir, meta: t.layout.Source(key, dir)}
+	t.mu.Lock()
+	t.sources[key] = s
+	t.mu.Unlock()
+	t.orderStale = true
+	return s
+}
+
+// dropIfEmpty forgets a source that tracks no file.
+func (t *Tail) dropIfEmpty(s *source) {
+	if len(s.files) > 0 || t.sources[s.key] != s {
+		return
+	}
+	t.mu.Lock()
+	delete(t.sources, s.key)
+	t.mu.Unlock()
+	t.orderStale = true
+}
+
+// reorder rebuilds the round-robin order (by key) after sources came or
+// went.
+func (t *Tail) reorder() {
+	if !t.orderStale {
+		return
+	}
+	t.orderStale = false
+	t.order = t.order[:0]
+	for _, s := range t.sources {
+		t.order = append(t.order, s)
+	}
+	slices.SortFunc(t.order, func(a, b *source) int { return strings.Compare(a.key, b.key) })
+}
+
+func (t *Tail) abs(rel string) string {
+	if rel == "" {
+		return t.root
+	}
+	return t.root + string(filepath.Separator) + rel
+}
+
+func join(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + string(filepath.Separator) + name
+}
+
+// depthOf is the number of path elements of rel.
+func depthOf(rel string) int {
+	if rel == "" {
+		return 0
+	}
+	return strings.Count(rel, string(filepath.Separator)) + 1
+}
+
+// under reports whether key is prefix or inside it.
+func under(key, prefix string) bool {
+	return prefix == "" || key == prefix ||
+		(strings.HasPrefix(key, prefix) && key[len(prefix)] == filepath.Separator)
+}
