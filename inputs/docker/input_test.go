@@ -100,6 +100,30 @@ func TestContainerConfigReloaded(t *testing.T) {
 	}
 }
 
+// TestContainerConfigReloadedWhileRunning: Docker replaces config.v2.json
+// by rename; with full scans an hour apart, the rename event alone makes
+// the next line carry the new name and labels (inotify queues the rename
+// before the write, and the reader scans before it reads).
+func TestContainerConfigReloadedWhileRunning(t *testing.T) {
+	h := newHarness(t)
+	path := h.container(idA, "/old", nil)
+	appendFile(t, path, jl("one\n", "stdout"))
+	cfg := testCfg(h.root)
+	cfg.PollInterval = time.Hour
+	stop := start(t, h.input(cfg))
+	h.waitEvents(1)
+	// Another size than "/old", so that a coarse mtime cannot hide it.
+	writeConfig(t, filepath.Join(h.root, idA), "/renamed", map[string]string{"v": "2"})
+	appendFile(t, path, jl("two\n", "stdout"))
+	evs := h.waitEvents(2)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Tag != "docker.old" || evs[1].Tag != "docker.renamed" || !reflect.DeepEqual(evs[1].Record["labels"], map[string]any{"v": "2"}) {
+		t.Fatalf("got %+v", evs)
+	}
+}
+
 func TestMalformedLinesEmittedRaw(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web", nil)

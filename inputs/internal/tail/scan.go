@@ -30,6 +30,9 @@ func (t *Tail) scan(now time.Time) {
 	t.fullScan = false
 	t.watch.degraded = t.watch.fsn == nil
 	t.scanTree("", now)
+	if t.watch.fsn != nil && !t.watch.dirs[t.root] {
+		t.watch.degraded = true // no root yet: only scans will find it
+	}
 	t.m.files.Set(float64(t.openFiles))
 	t.scanned = true
 }
@@ -198,7 +201,7 @@ func (t *Tail) abs(rel string) string {
 	if rel == "" {
 		return t.root
 	}
-	return t.root + string(filepath.Separator) + rel
+	return t.rootSlash + rel
 }
 
 func join(rel, name string) string {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,7 @@ type Config struct {
 // its guarantees.
 type Tail struct {
 	root       string
+	rootSlash  string // root with a trailing separator: the prefix of event names
 	depth      int
 	maxLine    int
 	poll       time.Duration
@@ -146,6 +148,10 @@ func New(cfg Config, r *pipeline.Router) (*Tail, error) {
 		pending:    make(map[string]struct{}),
 		seen:       make(map[*source]bool),
 		buf:        make([]byte, readBufSize),
+	}
+	t.rootSlash = t.root
+	if !strings.HasSuffix(t.rootSlash, string(filepath.Separator)) {
+		t.rootSlash += string(filepath.Separator)
 	}
 	dir := filepath.Join(cfg.DataDir, "inputs", cfg.ID)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -292,8 +298,8 @@ func (t *Tail) scanInterval() time.Duration {
 	return t.poll * watchedScanFactor
 }
 
-// markPolled makes every unwatched source dirty once per idleSleep. It
-// reports whether any source is polled.
+// markPolled makes every unwatched source with an open file dirty once per
+// idleSleep. It reports whether any source is polled.
 func (t *Tail) markPolled(now time.Time, next *time.Time) bool {
 	due := !now.Before(*next)
 	if due {
@@ -301,7 +307,7 @@ func (t *Tail) markPolled(now time.Time, next *time.Time) bool {
 	}
 	polling := false
 	for _, s := range t.order {
-		if !s.watched {
+		if !s.watched && s.active() != nil {
 			polling = true
 			if !due {
 				break

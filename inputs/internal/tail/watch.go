@@ -151,7 +151,7 @@ func (t *Tail) drainEvents() {
 // makes its source dirty; a file or directory created, renamed or removed
 // asks for a scan of the directory concerned.
 func (t *Tail) handleEvent(ev fsnotify.Event) {
-	rel, ok := strings.CutPrefix(ev.Name, t.root+string(filepath.Separator))
+	rel, ok := strings.CutPrefix(ev.Name, t.rootSlash)
 	if !ok {
 		if ev.Name == t.root && ev.Has(fsnotify.Remove|fsnotify.Rename) {
 			clear(t.watch.dirs)
