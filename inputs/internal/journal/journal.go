@@ -30,8 +30,8 @@
 // # Ownership
 //
 // A Journal is not safe for concurrent use: the input calls Append from
-// its reader goroutine and Rotate/Prune from its checkpoint under the same
-// lock that orders its publications.
+// its reader goroutine and Rotate from its checkpoint under the same lock
+// that orders its publications; Prune needs no lock.
 //
 // # On disk
 //
@@ -132,7 +132,7 @@ func (j *Journal) Append(gen uint64, payload []byte) error {
 }
 
 // Rotate closes the current file and starts the next one; Seq then names
-// it, and Prune(Seq()) later removes every file before it.
+// it, and Prune(dir, Seq()) later removes every file before it.
 func (j *Journal) Rotate() error {
 	seq := j.seq + 1
 	f, err := os.OpenFile(j.path(seq), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
@@ -157,17 +157,18 @@ func (j *Journal) Rotate() error {
 // Seq is the sequence of the file being appended to.
 func (j *Journal) Seq() uint64 { return j.seq }
 
-// Prune removes the journal files before seq (a Seq taken right after the
-// Rotate that a now durable checkpoint covers).
-func (j *Journal) Prune(seq uint64) error {
-	seqs, err := list(j.dir)
+// Prune removes the journal files of dir before seq (a Seq taken right
+// after the Rotate that a now durable checkpoint covers). It only touches
+// older files, so it may run while the current one is appended to.
+func Prune(dir string, seq uint64) error {
+	seqs, err := list(dir)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, s := range seqs {
 		if s < seq {
-			if err := os.Remove(j.path(s)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(filepath.Join(dir, fmt.Sprintf("%s%016d", filePrefix, s))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("journal: remove: %w", err))
 			}
 		}

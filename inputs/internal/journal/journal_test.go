@@ -55,7 +55,7 @@ func TestAppendReplayRotatePrune(t *testing.T) {
 	if got, _ := replayAll(t, dir, 3); fmt.Sprint(got) != "[4:p4 5:]" {
 		t.Fatalf("replay after 3: %v", got)
 	}
-	if err := j.Prune(keep); err != nil { // the checkpoint is durable
+	if err := Prune(dir, keep); err != nil { // the checkpoint is durable
 		t.Fatal(err)
 	}
 	if got, _ := replayAll(t, dir, 0); fmt.Sprint(got) != "[4:p4 5:]" {

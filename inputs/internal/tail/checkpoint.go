@@ -9,11 +9,34 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sluice-agent/sluice/inputs/internal/journal"
 )
 
 // This file holds everything about committed offsets: the offsets file,
-// the one place where a successful Flush moves offsets forward
-// (commitFlushed), and the checkpoint goroutine that makes them durable.
+// the position journal, the one place where a successful Flush moves
+// offsets forward (commitFlushed), and the checkpoint goroutine that makes
+// them durable.
+//
+// Two records of what was handed off, with different durability:
+//
+//   - offsets.json, the checkpoint: written every CheckpointInterval only
+//     after Router.Sync fsynced every queue, so its offsets survive power
+//     loss. It holds the generation (gen) of the publications it covers.
+//   - the journal (inputs/internal/journal): after every successful Flush,
+//     one record of the files whose offsets moved, written to the OS and
+//     never fsynced, tagged with its gen. It is trusted only within the
+//     boot that wrote it: after kill -9 the page cache still holds both the
+//     queue data and the record, so a restart resumes exactly where the
+//     buffer ends (near-zero re-reading); after a reboot it is ignored and
+//     the input resumes from the checkpoint.
+//
+// A checkpoint that covers gen G rotates the journal under t.mu, where it
+// takes its snapshot (so every record <= G is in an older file), and prunes
+// the older files once offsets.json is written. At start the checkpoint is
+// loaded and the journal records above its gen are applied in order, each
+// entry replacing the one with the same ID (an id given to a tracked file
+// when it is first published, kept in both records).
 
 // stateName is the offsets file in <data_dir>/inputs/<id>/.
 const stateName = "offsets.json"
@@ -26,8 +49,12 @@ const stateVersion = 1
 //	  "fingerprint_len":1024,"offset":12345,"size":20000,"dev":2049,"ino":1234,
 //	  "last_seen":1700000000}]}
 type stateFile struct {
-	Version int         `json:"version"`
-	Files   []savedFile `json:"files"`
+	Version int `json:"version"`
+	// Gen is the last publication the snapshot covers; journal records
+	// above it are newer. NextID is the next entry ID to give out.
+	Gen    uint64      `json:"gen,omitempty"`
+	NextID uint64      `json:"next_id,omitempty"`
+	Files  []savedFile `json:"files"`
 }
 
 // savedFile is the committed state of one tracked file.
@@ -35,6 +62,8 @@ type savedFile struct {
 	// ContainerID is the key of the file's source (for Docker, the
 	// container id); the name is kept for compatibility.
 	ContainerID string `json:"container_id"`
+	// ID names the entry across the offsets file and the journal.
+	ID uint64 `json:"id,omitempty"`
 	// Path is the last path the file was seen at (a hint).
 	Path string `json:"path"`
 	// Fingerprint is the hex SHA-256 of the file's first FingerprintLen
@@ -67,16 +96,19 @@ type committed struct {
 // successful Flush that handed off lines, on the reader goroutine, with
 // every file whose lines were in it and its new committed offset (never
 // past a pending partial group or long line). It publishes them for the
-// next checkpoint. A position journal would record cs here.
+// next checkpoint and records them in the journal.
 func (t *Tail) commitFlushed(cs []committed) {
 	t.mu.Lock()
+	t.pos.rec = t.pos.rec[:0]
 	for _, c := range cs {
 		f := c.f
 		f.commit = c.off
 		f.saved.Offset = c.off
 		f.saved.Size = max(f.size, f.readOff)
+		t.pos.rec = append(t.pos.rec, t.entryLocked(f))
 	}
 	t.gen++
+	t.journalLocked()
 	t.mu.Unlock()
 }
 
@@ -87,7 +119,66 @@ func (t *Tail) resetCommitted(f *file, off int64) {
 	f.commit = off
 	f.saved.Offset = off
 	t.gen++
+	t.pos.rec = append(t.pos.rec[:0], t.entryLocked(f))
+	t.journalLocked()
 	t.mu.Unlock()
+}
+
+// positions is the journal state, guarded by Tail.mu.
+type positions struct {
+	dir    string
+	jr     *journal.Journal // nil outside Run: nothing is journaled
+	nextID uint64
+	rec    []savedFile // scratch: the entries of one record
+	warn   limiter
+}
+
+// entryLocked returns f's saved entry, giving it an ID first if needed.
+func (t *Tail) entryLocked(f *file) savedFile {
+	if f.saved.ID == 0 {
+		t.pos.nextID++
+		f.saved.ID = t.pos.nextID
+	}
+	return f.saved
+}
+
+// journalLocked appends t.pos.rec as the record of generation t.gen. A
+// failure costs only re-reading after a crash: it is logged, rate-limited.
+func (t *Tail) journalLocked() {
+	if t.pos.jr == nil {
+		return
+	}
+	payload, err := json.Marshal(t.pos.rec)
+	if err == nil {
+		err = t.pos.jr.Append(t.gen, payload)
+	}
+	if err != nil {
+		if ok, n := t.pos.warn.allow(time.Now()); ok {
+			t.log.Warn("position journal write failed; a crash now re-reads from the last checkpoint", "err", err, "suppressed", n)
+		}
+	}
+}
+
+// openJournal starts journaling (Run).
+func (t *Tail) openJournal() {
+	jr, err := journal.Open(t.pos.dir)
+	if err != nil {
+		t.log.Warn("position journal unavailable; a crash re-reads from the last checkpoint", "err", err)
+		return
+	}
+	t.mu.Lock()
+	t.pos.jr = jr
+	t.mu.Unlock()
+}
+
+func (t *Tail) closeJournal() {
+	t.mu.Lock()
+	jr := t.pos.jr
+	t.pos.jr = nil
+	t.mu.Unlock()
+	if jr != nil {
+		_ = jr.Close()
+	}
 }
 
 // publishIdentity copies f's identity into its saved entry. The caller
@@ -145,17 +236,30 @@ func (t *Tail) checkpoint() error {
 	t.snap = t.snap[:0]
 	for _, s := range t.sources {
 		for _, f := range s.files {
-			t.snap = append(t.snap, f.saved)
+			t.snap = append(t.snap, t.entryLocked(f))
+		}
+	}
+	nextID := t.pos.nextID
+	// Every record <= gen is now in a file before keep.
+	var keep uint64
+	if jr := t.pos.jr; jr != nil {
+		if err := jr.Rotate(); err == nil {
+			keep = jr.Seq()
 		}
 	}
 	t.mu.Unlock()
 	if err := t.r.Sync(); err != nil {
 		return fmt.Errorf("sync queues: %w", err)
 	}
-	if err := writeState(t.statePath, t.snap); err != nil {
+	if err := writeState(t.statePath, stateFile{Gen: gen, NextID: nextID, Files: t.snap}); err != nil {
 		return err
 	}
 	t.savedGen = gen
+	if keep > 0 {
+		if err := journal.Prune(t.pos.dir, keep); err != nil {
+			t.log.Warn("prune position journal", "err", err)
+		}
+	}
 	return nil
 }
 
@@ -163,7 +267,8 @@ func (t *Tail) checkpoint() error {
 // aside (<name>.bad) and reading starts over from the head of every file:
 // duplicates, but nothing lost. existed says an offsets file was there.
 func (t *Tail) openState() (existed bool, err error) {
-	saved, existed, err := loadState(t.statePath)
+	t.pos.dir = filepath.Dir(t.statePath)
+	st, existed, err := loadState(t.statePath)
 	if errors.Is(err, errCorruptState) {
 		bad := t.statePath + ".bad"
 		if rerr := os.Rename(t.statePath, bad); rerr != nil {
@@ -175,8 +280,58 @@ func (t *Tail) openState() (existed bool, err error) {
 	if err != nil {
 		return existed, err
 	}
+	saved, replayed, err := t.replayJournal(&st)
+	if err != nil {
+		return existed, err
+	}
 	t.restore(saved)
-	return existed, nil
+	return existed || replayed, nil
+}
+
+// replayJournal applies the journal records newer than the checkpoint st
+// to its entries, sets the generation and ID counters past everything
+// seen, and reports whether any record was applied.
+func (t *Tail) replayJournal(st *stateFile) ([]savedFile, bool, error) {
+	saved := st.Files
+	byID := make(map[uint64]int, len(saved))
+	t.pos.nextID = st.NextID
+	for i := range saved {
+		if saved[i].ID == 0 { // written before IDs existed
+			st.NextID++
+			saved[i].ID = st.NextID
+		}
+		byID[saved[i].ID] = i
+		t.pos.nextID = max(t.pos.nextID, saved[i].ID)
+	}
+	gen, n := st.Gen, 0
+	other, err := journal.Replay(t.pos.dir, st.Gen, func(r journal.Record) error {
+		var recs []savedFile
+		if err := json.Unmarshal(r.Payload, &recs); err != nil {
+			return nil // a record we cannot read only means re-reading
+		}
+		for _, e := range recs {
+			if i, ok := byID[e.ID]; ok {
+				saved[i] = e
+			} else {
+				byID[e.ID] = len(saved)
+				saved = append(saved, e)
+			}
+			t.pos.nextID = max(t.pos.nextID, e.ID)
+		}
+		gen, n = max(gen, r.Gen), n+1
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if other > 0 {
+		t.log.Info("position journal from an earlier boot ignored; resuming from the checkpoint", "files", other)
+	}
+	if n > 0 {
+		t.log.Info("resumed from the position journal", "records", n, "checkpoint_gen", st.Gen, "journal_gen", gen)
+	}
+	t.gen, t.savedGen = gen, st.Gen
+	return saved, n > 0, nil
 }
 
 // restore turns saved entries into closed files; the first scan reopens
@@ -204,28 +359,28 @@ func (t *Tail) restore(saved []savedFile) {
 }
 
 // loadState reads the offsets file. existed is false if there is none.
-func loadState(path string) (files []savedFile, existed bool, err error) {
+func loadState(path string) (st stateFile, existed bool, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+		return st, false, nil
 	}
 	if err != nil {
-		return nil, true, fmt.Errorf("read offsets: %w", err)
+		return st, true, fmt.Errorf("read offsets: %w", err)
 	}
-	var st stateFile
 	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, true, fmt.Errorf("%w %s: %v", errCorruptState, path, err)
+		return stateFile{}, true, fmt.Errorf("%w %s: %v", errCorruptState, path, err)
 	}
 	if st.Version != stateVersion {
-		return nil, true, fmt.Errorf("%w %s: unsupported version %d", errCorruptState, path, st.Version)
+		return stateFile{}, true, fmt.Errorf("%w %s: unsupported version %d", errCorruptState, path, st.Version)
 	}
-	return st.Files, true, nil
+	return st, true, nil
 }
 
 // writeState replaces the offsets file atomically: write a temp file,
 // fsync it, rename it over the old one, fsync the directory.
-func writeState(path string, files []savedFile) error {
-	data, err := json.Marshal(stateFile{Version: stateVersion, Files: files})
+func writeState(path string, st stateFile) error {
+	st.Version = stateVersion
+	data, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode offsets: %w", err)
 	}

@@ -131,11 +131,11 @@ func TestStateWriteIsAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, stateName)
 	files := []savedFile{{ContainerID: "c", Path: "/p", Fingerprint: strings.Repeat("ab", 32), FingerprintLen: 10, Offset: 5}}
-	if err := writeState(path, files); err != nil {
+	if err := writeState(path, stateFile{Gen: 7, Files: files}); err != nil {
 		t.Fatal(err)
 	}
-	got, existed, err := loadState(path)
-	if err != nil || !existed || !reflect.DeepEqual(got, files) {
+	st, existed, err := loadState(path)
+	if got := st.Files; err != nil || !existed || st.Gen != 7 || !reflect.DeepEqual(got, files) {
 		t.Fatalf("got %v %v %v", got, existed, err)
 	}
 	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
@@ -146,10 +146,10 @@ func TestStateWriteIsAtomic(t *testing.T) {
 	if err := os.Mkdir(path+".tmp", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeState(path, nil); err == nil {
+	if err := writeState(path, stateFile{}); err == nil {
 		t.Fatal("no error")
 	}
-	if got, _, _ := loadState(path); !reflect.DeepEqual(got, files) {
+	if got, _, _ := loadState(path); !reflect.DeepEqual(got.Files, files) {
 		t.Fatal("old state damaged")
 	}
 	if _, _, err := loadState(filepath.Join(dir, "missing")); err != nil {

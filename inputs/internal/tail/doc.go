@@ -18,8 +18,15 @@
 //     an incomplete partial group or of a physical line still being read.
 //     The checkpoint goroutine snapshots the handed-off offsets, calls
 //     Router.Sync (fsync of every queue) and only then writes the offsets
-//     file. A crash replays lines after the last checkpoint (duplicates),
-//     it never skips any.
+//     file: what survives power loss. A crash never skips a line.
+//   - What reached the buffer is the record of what was handed off: after
+//     every successful Flush, commitFlushed appends the moved offsets to
+//     the position journal (inputs/internal/journal; written to the OS, not
+//     fsynced, trusted only within the boot that wrote it). A restart after
+//     kill -9 applies the journal over the last checkpoint and reads
+//     nothing the queues already hold; after a reboot it resumes from the
+//     checkpoint (duplicates: at most one CheckpointInterval of lines).
+//     See checkpoint.go for how the two are kept consistent.
 //   - Files are identified by a fingerprint: the first 1 KiB (fewer while
 //     the file is shorter; an empty file is not tracked until it has data),
 //     prefix-matched. Path, device and inode are hints only. An open file

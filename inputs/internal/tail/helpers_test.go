@@ -389,11 +389,11 @@ func (h *harness) waitEvents(n int) []event {
 // savedState reads the offsets file.
 func (h *harness) savedState() []savedFile {
 	h.t.Helper()
-	files, _, err := loadState(filepath.Join(h.dataDir, "inputs", "tl", stateName))
+	st, _, err := loadState(filepath.Join(h.dataDir, "inputs", "tl", stateName))
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return files
+	return st.Files
 }
 
 // offsetOf returns the saved offset of the entry whose path is path.

@@ -186,7 +186,7 @@ func TestInodeReuseAcrossRestart(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeState(filepath.Join(dir, stateName), state); err != nil {
+	if err := writeState(filepath.Join(dir, stateName), stateFile{Files: state}); err != nil {
 		t.Fatal(err)
 	}
 	in := h.tail(h.cfg())

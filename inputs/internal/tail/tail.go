@@ -118,6 +118,7 @@ type Tail struct {
 	ckMu     sync.Mutex // serialises checkpoints
 	savedGen uint64
 	snap     []savedFile
+	pos      positions // the position journal; see checkpoint.go
 }
 
 type tailMetrics struct {
@@ -213,6 +214,8 @@ func (t *Tail) Run(ctx context.Context) error {
 		t.w = t.r.NewWriter()
 	}
 	t.watch.start(t.log)
+	t.openJournal()
+	defer t.closeJournal()
 
 	ckCtx, stopCk := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
