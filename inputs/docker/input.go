@@ -75,7 +75,7 @@ func New(id string, cfg config.DockerInput, dataDir string, r *pipeline.Router, 
 		StartAtEnd:          cfg.ReadFromHead != nil && !*cfg.ReadFromHead,
 		Format:              &in.parser,
 		Layout:              layout{in},
-		Log:                 log.With("input", id),
+		Log:                 log, // the agent labels it input=<id>
 		Metrics:             set,
 	}, r)
 	if err != nil {
