@@ -70,6 +70,11 @@ type Queue struct {
 	// captures the dirty flags, fsyncs with mu released, then publishes
 	// syncedEpoch. Only one sync runs at a time (syncing).
 	epoch, syncedEpoch           uint64
+	// dataEpoch counts the changes that appended data depends on (writes,
+	// new segments); syncedData is the dataEpoch the last fsync round
+	// covered. SyncTo waits on these: an ack to a client needs its data on
+	// disk, not the ack position (which only saves duplicates).
+	dataEpoch, syncedData uint64
 	syncing                      bool
 	syncRounds                   int // fsync rounds done, for tests
 	segDirty, ackDirty, dirDirty bool
@@ -293,6 +298,7 @@ func (q *Queue) write(ctx context.Context, frame []byte, count, entriesLen int) 
 	q.m.appendedEvents.Add(count)
 	q.m.appendedBytes.Add(entriesLen)
 	q.epoch++
+	q.dataEpoch++
 	q.segDirty = true
 	q.notifyDataLocked()
 	q.gaugesLocked()
@@ -316,6 +322,7 @@ func (q *Queue) rotateLocked() error {
 	q.segs = append(q.segs, &segment{seq: seq})
 	q.dirDirty = true
 	q.epoch++
+	q.dataEpoch++
 	if q.collectLocked() {
 		q.persistAckLocked()
 	}

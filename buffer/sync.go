@@ -39,24 +39,26 @@ func (q *Queue) Sync() error {
 	return q.syncLocked()
 }
 
-// Mark returns a durability mark covering every Append (and ack) that
-// returned before the call: SyncTo(mark) returns once all of them are on
-// disk. Marks only grow.
+// Mark returns a durability mark covering every Append that returned
+// before the call: SyncTo(mark) returns once all of them are on disk.
+// Marks only grow.
 func (q *Queue) Mark() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.epoch
+	return q.dataEpoch
 }
 
-// SyncTo returns once every change up to mark (from Mark) is durable. If
-// an fsync already covered it, it returns at once; otherwise it joins the
-// running fsync round or starts one (group commit: every caller waiting
-// meanwhile shares the next round), without waiting for the interval
-// timer. After Close it returns nil for marks Close's final fsync covered.
+// SyncTo returns once every Append up to mark (from Mark) is durable:
+// the segments and the directory entries they live in, not the ack
+// position. If an fsync already covered it, it returns at once; otherwise
+// it joins the running fsync round or starts one (group commit: every
+// caller waiting meanwhile shares the next round), without waiting for the
+// interval timer. After Close it returns nil for marks Close's final fsync
+// covered.
 func (q *Queue) SyncTo(mark uint64) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.syncedEpoch >= mark {
+	if q.syncedData >= mark {
 		return nil
 	}
 	if q.closed && q.final {
@@ -65,17 +67,19 @@ func (q *Queue) SyncTo(mark uint64) error {
 		}
 		return ErrClosed
 	}
-	return q.syncToLocked(mark)
+	return q.syncToLocked(mark, true)
 }
 
 // syncLocked makes every change up to the current epoch durable.
-func (q *Queue) syncLocked() error { return q.syncToLocked(q.epoch) }
+func (q *Queue) syncLocked() error { return q.syncToLocked(q.epoch, false) }
 
-// syncToLocked makes every change up to target durable. It releases mu
-// during the fsyncs; while one goroutine fsyncs (syncing), others wait for
-// it and then start the next round, which covers all of them.
-func (q *Queue) syncToLocked(target uint64) error {
-	for q.syncedEpoch < target {
+// syncToLocked makes every change up to target durable: target is an
+// epoch, or with dataOnly a dataEpoch (then the ack file is left for a
+// later round). It releases mu during the fsyncs; while one goroutine
+// fsyncs (syncing), others wait for it and then start the next round,
+// which covers all of them.
+func (q *Queue) syncToLocked(target uint64, dataOnly bool) error {
+	for (!dataOnly && q.syncedEpoch < target) || (dataOnly && q.syncedData < target) {
 		switch {
 		case q.err != nil:
 			return q.err
@@ -88,15 +92,19 @@ func (q *Queue) syncToLocked(target uint64) error {
 		}
 		q.syncing = true
 		q.syncRounds++
-		t := q.epoch
+		t, td := q.epoch, q.dataEpoch
 		files := q.unsynced
 		q.unsynced = q.spare[:0]
 		var wf *os.File
 		if q.segDirty {
 			wf = q.wf
 		}
-		ack, dir := q.ackDirty, q.dirDirty
-		q.segDirty, q.ackDirty, q.dirDirty = false, false, false
+		ack, dir := q.ackDirty && !dataOnly, q.dirDirty
+		full := !q.ackDirty || ack // this round covers every change up to t
+		q.segDirty, q.dirDirty = false, false
+		if ack {
+			q.ackDirty = false
+		}
 		q.mu.Unlock()
 		// Only the syncer closes the files in files; Close waits for it.
 		err := q.fsync(files, wf, ack, dir)
@@ -108,7 +116,10 @@ func (q *Queue) syncToLocked(target uint64) error {
 			q.err = fmt.Errorf("buffer: %w", err)
 			q.log.Error("buffer: fsync failed; queue stops accepting chunks", "err", err)
 		} else {
-			q.syncedEpoch = t
+			q.syncedData = td
+			if full {
+				q.syncedEpoch = t
+			}
 		}
 		q.syncCond.Broadcast()
 	}
@@ -194,7 +205,7 @@ func (q *Queue) Close() error {
 			q.err = fmt.Errorf("buffer: %w", err)
 			errs = append(errs, q.err)
 		} else {
-			q.syncedEpoch = q.epoch
+			q.syncedEpoch, q.syncedData = q.epoch, q.dataEpoch
 		}
 	} else {
 		for _, f := range q.unsynced {

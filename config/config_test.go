@@ -282,6 +282,7 @@ func TestFullGood(t *testing.T) {
 				MaxConnections:       256,
 				PartialTimeout:       10 * time.Second,
 				MaxPartialBytes:      2 << 20,
+				AckAfter:             "write",
 				TLS: &TLS{Enabled: true, CAFile: "/etc/sluice/ca.pem", CertFile: "/etc/sluice/server.pem",
 					KeyFile: "/etc/sluice/server.key", ClientAuth: true},
 				Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1", Users: []User{
@@ -291,7 +292,7 @@ func TestFullGood(t *testing.T) {
 			}},
 		},
 		Outputs: []Output{
-			{ID: "aggregator", Type: "forward", Line: 47,
+			{ID: "aggregator", Type: "forward", Line: 48,
 				Buffer: Buffer{MaxBytes: 2 << 30, SegmentBytes: 16 << 20, Overflow: "block", Fsync: "always",
 					FsyncInterval: 2 * time.Second, ChunkBytes: 512 << 10},
 				Forward: &ForwardOutput{
@@ -307,14 +308,14 @@ func TestFullGood(t *testing.T) {
 						KeyFile: "/etc/sluice/client.key", ServerName: "aggregator.internal"},
 					Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1"},
 				}},
-			{ID: "archive", Type: "file", Line: 84, Buffer: DefaultBuffer(),
+			{ID: "archive", Type: "file", Line: 85, Buffer: DefaultBuffer(),
 				File: &FileOutput{Path: "/var/log/sluice/archive.jsonl"}},
-			{ID: "debug", Type: "stdout", Line: 87, Buffer: withMax(DefaultBuffer(), 64<<20),
+			{ID: "debug", Type: "stdout", Line: 88, Buffer: withMax(DefaultBuffer(), 64<<20),
 				Stdout: &StdoutOutput{}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 92},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 95},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 93},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 96},
 		},
 		DefaultOutput: "debug",
 	}
@@ -389,7 +390,7 @@ func TestDefaults(t *testing.T) {
 	f := DefaultForwardInput()
 	if f.Listen != "127.0.0.1:24224" || *f.UnixMode != 0o666 || f.MaxMessageBytes != 16<<20 ||
 		f.MaxDecompressedBytes != 64<<20 || f.MaxConnections != 1024 || f.PartialTimeout != 5*time.Second ||
-		f.MaxPartialBytes != 1<<20 {
+		f.MaxPartialBytes != 1<<20 || f.AckAfter != "fsync" {
 		t.Errorf("forward input defaults: %s", spew(f))
 	}
 	b := DefaultBuffer()

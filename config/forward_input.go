@@ -27,6 +27,11 @@ type ForwardInput struct {
 	PartialTimeout time.Duration `yaml:"partial_timeout"`
 	// MaxPartialBytes caps a reassembled partial message. Default 1 MiB.
 	MaxPartialBytes int `yaml:"max_partial_bytes"`
+	// AckAfter is when a requested ack is sent: "fsync" (default) once an
+	// fsync covers the request's events, so they survive power loss;
+	// "write" once they are written to the buffer files, which survives
+	// kill -9 but not power loss, without waiting for the disk.
+	AckAfter string `yaml:"ack_after"`
 
 	TLS      *TLS      `yaml:"tls"`
 	Security *Security `yaml:"security"`
@@ -48,6 +53,7 @@ func DefaultForwardInput() ForwardInput {
 		MaxConnections:       1024,
 		PartialTimeout:       5 * time.Second,
 		MaxPartialBytes:      1 << 20,
+		AckAfter:             "fsync",
 	}
 }
 
@@ -84,6 +90,7 @@ func (f *ForwardInput) check(v *checker, p string) {
 	v.positiveInt(p+".max_connections", f.MaxConnections)
 	v.positive(p+".partial_timeout", f.PartialTimeout)
 	v.positiveInt(p+".max_partial_bytes", f.MaxPartialBytes)
+	v.oneOf(p+".ack_after", f.AckAfter, "fsync", "write")
 	v.tls(p+".tls", f.TLS, true)
 	v.security(p+".security", f.Security, true)
 }

@@ -519,8 +519,10 @@ func (c *conn) commit() error {
 	if len(c.acks) == 0 {
 		return nil
 	}
-	if err := c.w.Sync(); err != nil {
-		return fmt.Errorf("make events durable (acks withheld): %w", err)
+	if c.in.cfg.AckAfter != "write" {
+		if err := c.w.Sync(); err != nil {
+			return fmt.Errorf("make events durable (acks withheld): %w", err)
+		}
 	}
 	if err := c.write(c.acks); err != nil {
 		return fmt.Errorf("send acks: %w", err)

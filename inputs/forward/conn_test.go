@@ -409,6 +409,32 @@ func TestFlushFailureAtShutdownCounted(t *testing.T) {
 	}
 }
 
+// TestAckAfter: with ack_after fsync (the default) an ack waits for
+// SyncTo and is withheld when it fails; with "write" it is sent once the
+// events are appended, without an fsync.
+func TestAckAfter(t *testing.T) {
+	for _, mode := range []string{"fsync", "write"} {
+		q := &fakeQueue{syncErr: errors.New("fsync failed")}
+		s := startServer(t, config.ForwardInput{AckAfter: mode}, q)
+		c := s.dial(t)
+		c.Write(message("app", 1700000000, rec("log", "x"), "c1"))
+		if mode == "fsync" {
+			if got := readAll(t, c); len(got) != 0 {
+				t.Fatalf("fsync: ack %q sent although the fsync failed", got)
+			}
+		} else if got := readN(t, c, len(ack("c1"))); !bytes.Equal(got, ack("c1")) {
+			t.Fatalf("write: ack %q", got)
+		}
+		q.mu.Lock()
+		syncs := q.syncs
+		q.mu.Unlock()
+		if (mode == "fsync") != (syncs > 0) {
+			t.Fatalf("%s: %d SyncTo calls", mode, syncs)
+		}
+		s.stop()
+	}
+}
+
 // TestRefusedBeforeAck: an event bigger than a buffer segment, and one
 // nested 100,000 deep, are refused before the ack (counted), while the
 // good events of the same request are stored and the request acked.

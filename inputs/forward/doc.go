@@ -13,7 +13,8 @@
 //     waiting on a queue shares one fsync, started at once rather than at
 //     the fsync interval), and only then writes the {"ack": chunk} replies
 //     of those requests (the chunk echoed byte for byte). Requests without
-//     a chunk are not waited for.
+//     a chunk are not waited for. ack_after: write drops the fsync wait:
+//     the ack then survives kill -9, not power loss.
 //   - Nothing is lost while a queue refuses appends (full disk, overflow
 //     "block" at its cap): Flush keeps what it did not append, the
 //     connection retries it with back-off and reads nothing meanwhile, so

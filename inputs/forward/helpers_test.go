@@ -52,6 +52,8 @@ type fakeQueue struct {
 	entered chan struct{}
 	err     error
 	okFirst int // with err set: this many appends still succeed first
+	syncs   int
+	syncErr error // returned by SyncTo
 }
 
 func (q *fakeQueue) Append(ctx context.Context, tag []byte, count int, entries []byte) error {
@@ -98,7 +100,12 @@ func (q *fakeQueue) Mark() uint64 {
 	return uint64(q.appends)
 }
 
-func (q *fakeQueue) SyncTo(uint64) error { return nil }
+func (q *fakeQueue) SyncTo(uint64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.syncs++
+	return q.syncErr
+}
 
 func (q *fakeQueue) setErr(err error, okFirst int) {
 	q.mu.Lock()

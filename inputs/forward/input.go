@@ -112,6 +112,13 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 			return nil, fmt.Errorf("forward input %s: %s must be positive, got %d", id, d.name, *d.v)
 		}
 	}
+	switch cfg.AckAfter {
+	case "":
+		cfg.AckAfter = def.AckAfter
+	case "fsync", "write":
+	default:
+		return nil, fmt.Errorf("forward input %s: ack_after %q: want fsync or write", id, cfg.AckAfter)
+	}
 	if cfg.PartialTimeout == 0 {
 		cfg.PartialTimeout = def.PartialTimeout
 	}
