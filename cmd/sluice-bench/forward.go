@@ -82,6 +82,9 @@ func (f *forwardMode) configYAML(dataDir string, addrs []string, o options) stri
 	p("    type: forward")
 	p("    listen: %q", f.addr)
 	p("    parse_json: true")
+	if o.ackAfter != "" {
+		p("    ack_after: %s", o.ackAfter)
+	}
 	p("    tag: %q", "{field:log_type}.{tag}")
 	p("outputs:")
 	for i, lt := range logTypes {

@@ -49,9 +49,11 @@ type options struct {
 	// ack makes mode forward's clients ask for an ack per event and wait
 	// for it before sending the next, as Docker's driver does with
 	// fluentd-request-ack.
-	ack   bool
-	agent string
-	keep  bool
+	ack bool
+	// ackAfter is the forward input's ack_after ("" for its default).
+	ackAfter string
+	agent    string
+	keep     bool
 	// parseJSON turns the docker input's parse_json on (off by default:
 	// routing by log_type reads the payload either way).
 	parseJSON bool
@@ -68,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.runs, "runs", 3, "number of runs (the median is printed last)")
 	fs.BoolVar(&o.parseJSON, "parse-json", false, "merge each JSON payload's fields into the record (docker input parse_json)")
 	fs.BoolVar(&o.ack, "ack", false, "mode forward: every event asks for an ack and the client waits for it (Docker's fluentd-request-ack)")
+	fs.StringVar(&o.ackAfter, "ack-after", "", "mode forward: the forward input's ack_after (fsync, the default, or write)")
 	fs.BoolVar(&o.gzip, "gzip", false, "compress chunks with gzip (level 1) on the forward outputs")
 	fs.StringVar(&o.agent, "agent", "", "use this agent binary instead of building ./cmd/agent")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (generated logs, data dirs, agent logs)")
