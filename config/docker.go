@@ -18,7 +18,10 @@ type DockerInput struct {
 	MaxLineBytes int `yaml:"max_line_bytes"`
 	// IncludeLabels adds the container's labels as a "labels" map. Default true.
 	IncludeLabels *bool `yaml:"include_labels"`
-	// PollInterval is how often the root is scanned for new and rotated files.
+	// PollInterval paces discovery's fallback: new and rotated files are
+	// picked up at once through inotify, and the root is also rescanned every
+	// 10 x PollInterval (every PollInterval while some directory could not be
+	// watched, and open files without a watch are polled that often).
 	// Default 1s.
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// CheckpointInterval is how often offsets are committed. Default 1s.
