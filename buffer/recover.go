@@ -119,6 +119,12 @@ func (q *Queue) recover() error {
 			q.dirDirty = true
 			continue
 		}
+		// A kill -9 leaves what the last run wrote in the page cache only;
+		// make it durable before anything (an input's offsets, resumed
+		// from its journal) is committed past it.
+		if err := syncPath(path); err != nil {
+			return fmt.Errorf("buffer: fsync recovered segment %d: %w", seq, err)
+		}
 		q.segs = append(q.segs, &segment{
 			seq: seq, size: size, end: r.end, skips: r.skips,
 			chunks: r.chunks, events: r.events, bytes: r.entryBytes,
@@ -220,6 +226,20 @@ func readSegment(path string, start int64, buf *[]byte) ([]byte, int64, error) {
 		return nil, 0, err
 	}
 	return *buf, size, nil
+}
+
+// syncPath fsyncs the file at path (through syncFile, like every fsync of
+// the queue).
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = syncFile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func createSegment(path string) (*os.File, error) {
