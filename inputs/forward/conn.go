@@ -61,7 +61,8 @@ type conn struct {
 	parts   partials
 	eventFn func(int64, []byte) error
 
-	maxEvent, maxEventTag int // Router.MaxEventBytes for tags of maxEventTag bytes
+	maxEvent, maxEventTag int  // Router.MaxEventBytes for tags of maxEventTag bytes
+	gaveUp                bool // flush discarded held events: no ack is sent any more
 }
 
 func newConn(in *Input, ctx context.Context, nc net.Conn) *conn {
@@ -516,7 +517,7 @@ func (c *conn) commit() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	if len(c.acks) == 0 {
+	if len(c.acks) == 0 || c.gaveUp {
 		return nil
 	}
 	if c.in.cfg.AckAfter != "write" {
@@ -548,6 +549,9 @@ func (c *conn) flush() error {
 		}
 		c.in.m.flushRetries.Inc()
 		if c.ctx.Err() != nil {
+			// The acks of the discarded requests must never be sent, not
+			// even by finish's last commit.
+			c.acks, c.nacks, c.gaveUp = c.acks[:0], 0, true
 			if n := c.w.Discard(); n > 0 {
 				c.in.m.discarded.Add(n)
 				c.log.Error("giving up on events the buffer did not accept before shutdown; acks withheld", "entries", n, "err", err)

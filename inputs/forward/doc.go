@@ -14,7 +14,10 @@
 //     the fsync interval), and only then writes the {"ack": chunk} replies
 //     of those requests (the chunk echoed byte for byte). Requests without
 //     a chunk are not waited for. ack_after: write drops the fsync wait:
-//     the ack then survives kill -9, not power loss.
+//     the ack then survives kill -9, not power loss. Under overflow
+//     "drop_oldest" a full queue may still drop acked chunks later (counted
+//     in sluice_buffer_dropped_*): an ack promises storage, not that the
+//     queue's size cap will never apply.
 //   - Nothing is lost while a queue refuses appends (full disk, overflow
 //     "block" at its cap): Flush keeps what it did not append, the
 //     connection retries it with back-off and reads nothing meanwhile, so
