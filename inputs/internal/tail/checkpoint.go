@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -129,6 +130,7 @@ type positions struct {
 	dir    string
 	jr     *journal.Journal // nil outside Run: nothing is journaled
 	nextID uint64
+	keep   uint64      // a rotation whose older files await a successful checkpoint (0: none)
 	rec    []savedFile // scratch: the entries of one record
 	warn   limiter
 }
@@ -140,6 +142,22 @@ func (t *Tail) entryLocked(f *file) savedFile {
 		f.saved.ID = t.pos.nextID
 	}
 	return f.saved
+}
+
+// journalAll journals every tracked file: the offsets the first scan gave
+// files under StartAtEnd are otherwise in no record until lines of them
+// are flushed.
+func (t *Tail) journalAll() {
+	t.mu.Lock()
+	t.pos.rec = t.pos.rec[:0]
+	for _, s := range t.sources {
+		for _, f := range s.files {
+			t.pos.rec = append(t.pos.rec, t.entryLocked(f))
+		}
+	}
+	t.gen++
+	t.journalLocked()
+	t.mu.Unlock()
 }
 
 // journalLocked appends t.pos.rec as the record of generation t.gen. A
@@ -156,6 +174,9 @@ func (t *Tail) journalLocked() {
 		if ok, n := t.pos.warn.allow(time.Now()); ok {
 			t.log.Warn("position journal write failed; a crash now re-reads from the last checkpoint", "err", err, "suppressed", n)
 		}
+		// A short write would hide every later record of this file from
+		// Replay: go on in a fresh one.
+		_ = t.pos.jr.Rotate()
 	}
 }
 
@@ -240,13 +261,16 @@ func (t *Tail) checkpoint() error {
 		}
 	}
 	nextID := t.pos.nextID
-	// Every record <= gen is now in a file before keep.
-	var keep uint64
-	if jr := t.pos.jr; jr != nil {
+	// Every record <= gen is now in a file before keep. While an earlier
+	// rotation still waits for its checkpoint to succeed, no new file is
+	// started (checkpoints that keep failing must not pile files up); the
+	// files kept then also hold records <= gen, which Replay skips.
+	if jr := t.pos.jr; jr != nil && t.pos.keep == 0 {
 		if err := jr.Rotate(); err == nil {
-			keep = jr.Seq()
+			t.pos.keep = jr.Seq()
 		}
 	}
+	keep := t.pos.keep
 	t.mu.Unlock()
 	if err := t.r.Sync(); err != nil {
 		return fmt.Errorf("sync queues: %w", err)
@@ -259,6 +283,9 @@ func (t *Tail) checkpoint() error {
 		if err := journal.Prune(t.pos.dir, keep); err != nil {
 			t.log.Warn("prune position journal", "err", err)
 		}
+		t.mu.Lock()
+		t.pos.keep = 0
+		t.mu.Unlock()
 	}
 	return nil
 }
@@ -275,6 +302,11 @@ func (t *Tail) openState() (existed bool, err error) {
 			return true, fmt.Errorf("%w (and moving it aside: %v)", err, rerr)
 		}
 		t.log.Error("offsets file unusable, moved aside; files will be read from the start", "err", err, "moved_to", bad)
+		// Its journal is numbered after it: replaying it over nothing
+		// would mix up entries. Everything is read again anyway.
+		if err := journal.Prune(t.pos.dir, math.MaxUint64); err != nil {
+			t.log.Warn("remove position journal", "err", err)
+		}
 		return true, nil
 	}
 	if err != nil {

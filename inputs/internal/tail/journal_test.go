@@ -107,3 +107,45 @@ func TestJournalResumesAfterCrash(t *testing.T) {
 		t.Fatalf("after a reboot: %d lines after the checkpoint not read again", len(want))
 	}
 }
+
+// TestJournalStartAtEndCrash: with StartAtEnd, a crash before the first
+// checkpoint must not make the restart start at the (later) end again and
+// skip what was written meanwhile: the first scan's offsets are journaled.
+func TestJournalStartAtEndCrash(t *testing.T) {
+	setBoot(t, "boot-1")
+	h := newHarness(t)
+	path := h.container(idA, "/web")
+	old, _ := lines("old", 0, 20)
+	appendFile(t, path, old)
+	cfg := h.cfg()
+	cfg.StartAtEnd = true
+	in := h.tail(cfg)
+	in.ckptEvery = time.Hour
+	stop := start(t, in)
+	stateDir := filepath.Join(h.dataDir, "inputs", "tl")
+	waitFor(t, "the first scan journaled", func() bool {
+		m, _ := filepath.Glob(filepath.Join(stateDir, "journal.*"))
+		for _, f := range m {
+			if st, err := os.Stat(f); err == nil && st.Size() > 50 {
+				return true
+			}
+		}
+		return false
+	})
+	crashed := t.TempDir()
+	copyDir(t, stateDir, filepath.Join(crashed, "inputs", "tl"))
+	stop()
+	added, want := lines("new", 0, 10) // written while the agent was down
+	appendFile(t, path, added)
+
+	h2 := newHarness(t)
+	h2.root, h2.dataDir = h.root, crashed
+	cfg2 := h2.cfg()
+	cfg2.StartAtEnd = true
+	in2 := h2.tail(cfg2)
+	if err := pump(t, in2); err != nil {
+		t.Fatal(err)
+	}
+	in2.Close()
+	equalStrings(t, h2.q.logs(), want)
+}

@@ -34,6 +34,9 @@ func (t *Tail) scan(now time.Time) {
 		t.watch.degraded = true // no root yet: only scans will find it
 	}
 	t.m.files.Set(float64(t.openFiles))
+	if !t.scanned && t.startAtEnd {
+		t.journalAll() // a crash before the first checkpoint must not start them at a later end
+	}
 	t.scanned = true
 }
 
