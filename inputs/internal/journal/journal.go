@@ -109,9 +109,10 @@ func Open(dir string) (*Journal, error) {
 	return j, nil
 }
 
-// Append writes one record of generation gen. An error leaves the journal
-// usable; the record is then simply missing (more duplicates after a crash,
-// never loss), so callers log it and go on.
+// Append writes one record of generation gen. After an error the record
+// is missing (more re-reading after a crash, never loss) and a short write
+// may hide the later records of this file from Replay, so callers log it
+// and Rotate.
 func (j *Journal) Append(gen uint64, payload []byte) error {
 	if j.f == nil {
 		return errors.New("journal: closed")
