@@ -11,11 +11,16 @@
 package powercut
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
+
+	"github.com/sluice-agent/sluice/buffer"
+	"github.com/sluice-agent/sluice/internal/wire"
 )
 
 // Disk records the durable state of the files under one root.
@@ -116,4 +121,32 @@ func (d *Disk) Crash(dst string) error {
 		}
 	}
 	return nil
+}
+
+// Logs opens the queue in dir as the next boot would, reads every chunk
+// and returns how many times each "log" value occurs in its events.
+func Logs(dir string, opts buffer.Options) (map[string]int, error) {
+	q, err := buffer.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	got := map[string]int{}
+	for q.Stats().Pending > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := q.Next(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("powercut: read recovered queue: %w", err)
+		}
+		if err := wire.ForEachEntry(c.Entries, func(_ int64, rec []byte) error {
+			v, _ := wire.LookupString(rec, []byte("log"))
+			got[string(v)]++
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("powercut: decode recovered chunk: %w", err)
+		}
+		q.Ack(c.ID)
+	}
+	return got, nil
 }
