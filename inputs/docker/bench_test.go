@@ -10,6 +10,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 // payload200 is a typical 200-byte application log line.
@@ -85,12 +86,12 @@ func BenchmarkReadParseAdd(b *testing.B) {
 			path := h.container(idA, "/web", map[string]string{"app": "shop"})
 			line := string(benchLine(b, payload)) + "\n"
 			const n = 20000
-			appendFile(b, path, strings.Repeat(line, n))
+			tailtest.AppendFile(b, path, strings.Repeat(line, n))
 			cfg := testCfg(h.root)
 			cfg.ParseJSON = parseJSON
 			cfg.Tag = bc.tag
 			set := metrics.NewSet()
-			in, err := New("dk", cfg, h.dataDir, newRouter(b, discardQueue{}), nil, set)
+			in, err := New("dk", cfg, h.dataDir, tailtest.NewRouter(b, discardQueue{}), nil, set)
 			if err != nil {
 				b.Fatal(err)
 			}

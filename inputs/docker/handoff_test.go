@@ -8,6 +8,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
@@ -41,27 +42,25 @@ func TestAppendFailsMidRead(t *testing.T) {
 			want = append(want, l)
 		}
 	}
-	appendFile(t, path, sb.String())
-	h.q.failWhen = func(n int) bool { return n < 90 && n%3 == 0 } // every third attempt fails, then all succeed
+	tailtest.AppendFile(t, path, sb.String())
+	h.q.SetFailWhen(func(n int) bool { return n < 90 && n%3 == 0 }) // every third attempt fails, then all succeed
 	r, err := pipeline.NewRouter([]config.Route{{Match: "**", Outputs: []string{"out"}}}, "",
 		[]pipeline.OutputQueue{{ID: "out", Queue: h.q, ChunkBytes: 4 << 10}}, metrics.NewSet(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := New("dk", testCfg(h.root), h.dataDir, r, testLogger(t), h.set)
+	in, err := New("dk", testCfg(h.root), h.dataDir, r, tailtest.Logger(t), h.set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := start(t, in)
-	waitFor(t, "every line", func() bool { return len(h.q.all()) >= len(want) })
-	waitFor(t, "offset at the end", func() bool { off, _ := h.offsetOf(path); return off == int64(sb.Len()) })
+	stop := tailtest.Start(t, in)
+	tailtest.WaitFor(t, "every line", func() bool { return len(h.q.All()) >= len(want) })
+	tailtest.WaitFor(t, "offset at the end", func() bool { off, _ := h.offsetOf(path); return off == int64(sb.Len()) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	equalStrings(t, h.q.logs(), want)
-	h.q.mu.Lock()
-	attempts := h.q.attempts
-	h.q.mu.Unlock()
+	tailtest.EqualStrings(t, h.q.Logs(), want)
+	attempts := h.q.Attempts()
 	if attempts < 90 {
 		t.Fatalf("only %d append attempts: the failures were not exercised", attempts)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 // cpuTime returns the CPU time (user and system) this process used so far.
@@ -35,9 +36,9 @@ func TestIdleCPUManyFiles(t *testing.T) {
 	for i := range containers {
 		path := h.container(fmt.Sprintf("%064x", i+1), fmt.Sprintf("/c%d", i), map[string]string{"app": "x"})
 		data, _ := lines("x", 0, 3)
-		appendFile(t, path, data)
+		tailtest.AppendFile(t, path, data)
 	}
-	stop := start(t, h.input(config.DockerInput{Root: h.root}))
+	stop := tailtest.Start(t, h.input(config.DockerInput{Root: h.root}))
 	h.waitEvents(3 * containers)
 	time.Sleep(2 * time.Second) // first checkpoint written, caches warm
 	window := 10 * DefaultPollInterval

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 const (
@@ -21,17 +22,17 @@ const (
 func TestRecordLayoutAndTag(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web", map[string]string{"app": "shop", "tier": "front"})
-	appendFile(t, path,
+	tailtest.AppendFile(t, path,
 		`{"log":"hello \u003cworld\u003e\n","stream":"stdout","time":"2024-01-02T03:04:05.123456789Z"}`+"\n"+
 			`{"stream":"stderr","time":"2024-01-02T03:04:06Z","log":"oops\n"}`+"\n")
 	cfg := testCfg(h.root)
 	cfg.Tag = "k.{name}.{stream}.{label:app}.{short_id}"
-	stop := start(t, h.input(cfg))
+	stop := tailtest.Start(t, h.input(cfg))
 	evs := h.waitEvents(2)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	want := []event{
+	want := []tailtest.Event{
 		{Tag: "k.web.stdout.shop.aaaaaaaaaaaa", Time: mustTime(t, "2024-01-02T03:04:05.123456789Z"), Record: map[string]any{
 			"log": "hello <world>", "stream": "stdout", "container_id": idA, "container_name": "web",
 			"labels": map[string]any{"app": "shop", "tier": "front"},
@@ -52,13 +53,13 @@ func TestRecordLayoutAndTag(t *testing.T) {
 func TestParseJSONNoLabelsMissingConfig(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "", nil) // no config.v2.json
-	appendFile(t, path, jl(`{"level":"info","n":3,"log":"inner","stream":"x"}`+"\n", "stdout")+jl("not json\n", "stdout"))
+	tailtest.AppendFile(t, path, jl(`{"level":"info","n":3,"log":"inner","stream":"x"}`+"\n", "stdout")+jl("not json\n", "stdout"))
 	cfg := testCfg(h.root)
 	cfg.ParseJSON = true
 	no := false
 	cfg.IncludeLabels = &no
 	cfg.Tag = "{name}.{field:level}"
-	stop := start(t, h.input(cfg))
+	stop := tailtest.Start(t, h.input(cfg))
 	evs := h.waitEvents(2)
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestParseJSONNoLabelsMissingConfig(t *testing.T) {
 func TestContainerConfigReloaded(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/old", nil)
-	appendFile(t, path, jl("one\n", "stdout"))
+	tailtest.AppendFile(t, path, jl("one\n", "stdout"))
 	in := h.input(testCfg(h.root))
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
@@ -89,11 +90,11 @@ func TestContainerConfigReloaded(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(h.root, idA, configFile), future, future); err != nil {
 		t.Fatal(err)
 	}
-	appendFile(t, path, jl("two\n", "stdout"))
+	tailtest.AppendFile(t, path, jl("two\n", "stdout"))
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
 	}
-	evs := h.q.all()
+	evs := h.q.All()
 	if len(evs) != 2 || evs[0].Tag != "docker.old" || evs[1].Tag != "docker.new" ||
 		evs[1].Record["container_name"] != "new" || !reflect.DeepEqual(evs[1].Record["labels"], map[string]any{"v": "2"}) {
 		t.Fatalf("got %+v", evs)
@@ -107,14 +108,14 @@ func TestContainerConfigReloaded(t *testing.T) {
 func TestContainerConfigReloadedWhileRunning(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/old", nil)
-	appendFile(t, path, jl("one\n", "stdout"))
+	tailtest.AppendFile(t, path, jl("one\n", "stdout"))
 	cfg := testCfg(h.root)
 	cfg.PollInterval = time.Hour
-	stop := start(t, h.input(cfg))
+	stop := tailtest.Start(t, h.input(cfg))
 	h.waitEvents(1)
 	// Another size than "/old", so that a coarse mtime cannot hide it.
 	writeConfig(t, filepath.Join(h.root, idA), "/renamed", map[string]string{"v": "2"})
-	appendFile(t, path, jl("two\n", "stdout"))
+	tailtest.AppendFile(t, path, jl("two\n", "stdout"))
 	evs := h.waitEvents(2)
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -128,13 +129,13 @@ func TestMalformedLinesEmittedRaw(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web", nil)
 	bad := []string{`garbage`, `{"log":"x\q","stream":"stdout"}`, `{"log":"unterminated`}
-	appendFile(t, path, jl("ok1\n", "stdout")+bad[0]+"\n"+bad[1]+"\n\n"+jl("ok2\n", "stdout")+bad[2]+"\n"+jl("ok3\n", "stdout"))
+	tailtest.AppendFile(t, path, jl("ok1\n", "stdout")+bad[0]+"\n"+bad[1]+"\n\n"+jl("ok2\n", "stdout")+bad[2]+"\n"+jl("ok3\n", "stdout"))
 	in := h.input(testCfg(h.root))
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
 	}
-	equalStrings(t, h.q.logs(), []string{"ok1", bad[0], bad[1], "ok2", bad[2], "ok3"})
-	if evs := h.q.all(); evs[1].Record["stream"] != "" || evs[1].Time == 0 {
+	tailtest.EqualStrings(t, h.q.Logs(), []string{"ok1", bad[0], bad[1], "ok2", bad[2], "ok3"})
+	if evs := h.q.All(); evs[1].Record["stream"] != "" || evs[1].Time == 0 {
 		t.Fatalf("malformed record %+v", evs[1])
 	}
 	if n := h.counter("sluice_input_parse_errors_total"); n != 3 {
@@ -155,7 +156,7 @@ func TestTruncatePhysicalLine(t *testing.T) {
 	in := h.input(cfg)
 	const total = 5 << 20
 	body := strings.Repeat("0123456789\\u00e9", total/16) // escaped: é is 2 bytes
-	appendFile(t, path, jl("before\n", "stdout")+`{"log":"`+body[:len(body)/2])
+	tailtest.AppendFile(t, path, jl("before\n", "stdout")+`{"log":"`+body[:len(body)/2])
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
 	}
@@ -165,18 +166,18 @@ func TestTruncatePhysicalLine(t *testing.T) {
 	if off, _ := h.offsetOf(path); off != int64(len(jl("before\n", "stdout"))) {
 		t.Fatalf("commit %d passed the start of the unfinished line", off)
 	}
-	appendFile(t, path, body[len(body)/2:]+`\n","stream":"stderr","time":"2024-05-06T07:08:09Z"}`+"\n"+jl("after\n", "stdout"))
+	tailtest.AppendFile(t, path, body[len(body)/2:]+`\n","stream":"stderr","time":"2024-05-06T07:08:09Z"}`+"\n"+jl("after\n", "stdout"))
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
 	}
-	evs := h.q.all()
+	evs := h.q.All()
 	if len(evs) != 3 {
 		t.Fatalf("%d events", len(evs))
 	}
 	long := evs[1]
-	if len(long.log()) > 1<<20 || len(long.log()) < 1<<20-1 || !strings.HasPrefix(long.log(), "0123456789é0123") ||
-		long.Record["stream"] != "stderr" || long.Time != mustTime(t, "2024-05-06T07:08:09Z") || evs[2].log() != "after" {
-		t.Fatalf("long line: %d bytes, stream %v, time %d", len(long.log()), long.Record["stream"], long.Time)
+	if len(long.Log()) > 1<<20 || len(long.Log()) < 1<<20-1 || !strings.HasPrefix(long.Log(), "0123456789é0123") ||
+		long.Record["stream"] != "stderr" || long.Time != mustTime(t, "2024-05-06T07:08:09Z") || evs[2].Log() != "after" {
+		t.Fatalf("long line: %d bytes, stream %v, time %d", len(long.Log()), long.Record["stream"], long.Time)
 	}
 	if n := h.counter("sluice_input_truncated_lines_total"); n != 1 {
 		t.Fatalf("truncated %d", n)
@@ -197,11 +198,11 @@ func TestMalformedLongLine(t *testing.T) {
 	cfg := testCfg(h.root)
 	cfg.MaxLineBytes = 100 << 10
 	in := h.input(cfg)
-	appendFile(t, path, strings.Repeat("x", 300<<10)+"\n"+jl("ok\n", "stdout"))
+	tailtest.AppendFile(t, path, strings.Repeat("x", 300<<10)+"\n"+jl("ok\n", "stdout"))
 	if err := pump(t, in); err != nil {
 		t.Fatal(err)
 	}
-	logs := h.q.logs()
+	logs := h.q.Logs()
 	if len(logs) != 2 || logs[0] != strings.Repeat("x", 100<<10) || logs[1] != "ok" {
 		t.Fatalf("got %d events", len(logs))
 	}
@@ -214,24 +215,21 @@ func TestNewContainerWhileRunning(t *testing.T) {
 	h := newHarness(t)
 	pa := h.container(idA, "/a", nil)
 	data, want := lines("a", 0, 50)
-	appendFile(t, pa, data)
-	stop := start(t, h.input(testCfg(h.root)))
+	tailtest.AppendFile(t, pa, data)
+	stop := tailtest.Start(t, h.input(testCfg(h.root)))
 	h.waitEvents(50)
 	pb := h.container(idB, "/b", nil)
 	data, wantB := lines("b", 0, 50)
-	appendFile(t, pb, data)
+	tailtest.AppendFile(t, pb, data)
 	data, wantA2 := lines("a", 50, 10)
-	appendFile(t, pa, data)
+	tailtest.AppendFile(t, pa, data)
 	h.waitEvents(110)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	byTag := map[string][]string{}
-	for _, e := range h.q.all() {
-		byTag[e.Tag] = append(byTag[e.Tag], e.log())
-	}
-	equalStrings(t, byTag["docker.a"], append(want, wantA2...))
-	equalStrings(t, byTag["docker.b"], wantB)
+	byTag := h.q.LogsBy(func(e tailtest.Event) string { return e.Tag })
+	tailtest.EqualStrings(t, byTag["docker.a"], append(want, wantA2...))
+	tailtest.EqualStrings(t, byTag["docker.b"], wantB)
 	if g := h.set.GetOrCreateGauge(`sluice_input_files_tracked{input="dk"}`, nil).Get(); g != 0 {
 		t.Fatalf("files tracked after stop: %v", g)
 	}
@@ -243,37 +241,37 @@ func TestRotateWhileStopped(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web", nil)
 	a, wantA := lines("a", 0, 30)
-	appendFile(t, path, a)
-	stop := start(t, h.input(testCfg(h.root)))
+	tailtest.AppendFile(t, path, a)
+	stop := tailtest.Start(t, h.input(testCfg(h.root)))
 	h.waitEvents(30)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	b, wantB := lines("b", 0, 30)
-	appendFile(t, path, b) // written after the last checkpoint
+	tailtest.AppendFile(t, path, b) // written after the last checkpoint
 	if err := os.Rename(path, path+".2"); err != nil {
 		t.Fatal(err)
 	}
 	c, wantC := lines("c", 0, 30)
-	appendFile(t, path+".1", c)
+	tailtest.AppendFile(t, path+".1", c)
 	d, wantD := lines("d", 0, 30)
-	appendFile(t, path, d)
+	tailtest.AppendFile(t, path, d)
 
 	h2 := *h
-	h2.q = &fakeQueue{}
-	stop = start(t, h2.input(testCfg(h.root)))
+	h2.q = &tailtest.Queue{}
+	stop = tailtest.Start(t, h2.input(testCfg(h.root)))
 	h2.waitEvents(90)
 	time.Sleep(100 * time.Millisecond)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	equalStrings(t, h2.q.logs(), append(append(wantB, wantC...), wantD...))
+	tailtest.EqualStrings(t, h2.q.Logs(), append(append(wantB, wantC...), wantD...))
 	_ = wantA
 }
 
 func TestNewErrors(t *testing.T) {
 	h := newHarness(t)
-	r := newRouter(t, h.q)
+	r := tailtest.NewRouter(t, h.q)
 	tests := map[string]struct {
 		id, dataDir string
 		cfg         config.DockerInput

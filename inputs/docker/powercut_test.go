@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-agent/sluice/buffer"
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/inputs/internal/journal"
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 	"github.com/sluice-agent/sluice/internal/testkit/powercut"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -38,19 +39,19 @@ func TestCommittedSurvivesPowerCut(t *testing.T) {
 	defer restore()
 	open := func(dataDir string) (*buffer.Queue, *pipeline.Router) { return openQueue(t, dataDir) }
 	q, r := open(h.dataDir)
-	in, err := New("dk", testCfg(h.root), h.dataDir, r, testLogger(t), h.set)
+	in, err := New("dk", testCfg(h.root), h.dataDir, r, tailtest.Logger(t), h.set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := start(t, in)
+	stop := tailtest.Start(t, in)
 	var want []string
 	for i := range 40 {
 		data, w := lines(fmt.Sprintf("l%02d-", i), 0, 100)
-		appendFile(t, path, data)
+		tailtest.AppendFile(t, path, data)
 		want = append(want, w...)
 		time.Sleep(5 * time.Millisecond)
 	}
-	waitFor(t, "a checkpoint", func() bool { off, _ := h.offsetOf(path); return off > 0 })
+	tailtest.WaitFor(t, "a checkpoint", func() bool { off, _ := h.offsetOf(path); return off > 0 })
 	// Cut: the offsets file as it is now (always durable once renamed),
 	// then what the queue's fsyncs made durable.
 	cut := t.TempDir()
@@ -78,7 +79,7 @@ func TestCommittedSurvivesPowerCut(t *testing.T) {
 
 	os.WriteFile(bootFile, []byte("boot-2"), 0o600) // the reboot
 	q2, r2 := open(cut)
-	in2, err := New("dk", testCfg(h.root), cut, r2, testLogger(t), metrics.NewSet())
+	in2, err := New("dk", testCfg(h.root), cut, r2, tailtest.Logger(t), metrics.NewSet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,16 +139,16 @@ func TestSameBootRestartThenPowerCut(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web", nil)
 	data, want := lines("x-", 0, 2000)
-	appendFile(t, path, data)
+	tailtest.AppendFile(t, path, data)
 	q1, r1 := open(h.dataDir)
 	cfg := testCfg(h.root)
 	cfg.CheckpointInterval = time.Hour
-	in1, err := New("dk", cfg, h.dataDir, r1, testLogger(t), h.set)
+	in1, err := New("dk", cfg, h.dataDir, r1, tailtest.Logger(t), h.set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := start(t, in1)
-	waitFor(t, "every line read", func() bool { return h.counter("sluice_input_lines_total") >= 2000 })
+	stop := tailtest.Start(t, in1)
+	tailtest.WaitFor(t, "every line read", func() bool { return h.counter("sluice_input_lines_total") >= 2000 })
 	time.Sleep(50 * time.Millisecond)
 	killed := t.TempDir()
 	copyTree(h.dataDir, killed)
@@ -159,7 +160,7 @@ func TestSameBootRestartThenPowerCut(t *testing.T) {
 	disk := powercut.New(killed)
 	restore := buffer.SetSyncHook(disk.Sync)
 	q2, r2 := open(killed)
-	in2, err := New("dk", cfg, killed, r2, testLogger(t), metrics.NewSet())
+	in2, err := New("dk", cfg, killed, r2, tailtest.Logger(t), metrics.NewSet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestSameBootRestartThenPowerCut(t *testing.T) {
 	// Run 3, after the reboot.
 	os.WriteFile(bootFile, []byte("boot-2"), 0o600)
 	q3, r3 := open(cut)
-	in3, err := New("dk", cfg, cut, r3, testLogger(t), metrics.NewSet())
+	in3, err := New("dk", cfg, cut, r3, tailtest.Logger(t), metrics.NewSet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 // TestCheckpointNeverAhead: while the queue refuses chunks, or accepts
@@ -16,34 +18,30 @@ import (
 func TestCheckpointNeverAhead(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, wantA := lines("a", 0, 10)
-	appendFile(t, path, a)
-	stop := start(t, h.tail(h.cfg()))
+	a, wantA := writeLines(t, path, "a", 0, 10)
+	stop := tailtest.Start(t, h.tail(h.cfg()))
 	h.waitEvents(10)
-	waitFor(t, "checkpoint", func() bool { off, _ := h.offsetOf(path); return off == int64(len(a)) })
+	tailtest.WaitFor(t, "checkpoint", func() bool { off, _ := h.offsetOf(path); return off == int64(len(a)) })
 
-	h.q.setFail(errors.New("disk full"), nil)
-	b, wantB := lines("b", 0, 10)
-	appendFile(t, path, b)
-	waitFor(t, "lines read", func() bool { return h.counter("sluice_input_lines_total") >= 20 })
+	h.q.SetFail(errors.New("disk full"), nil)
+	b, wantB := writeLines(t, path, "b", 0, 10)
+	tailtest.WaitFor(t, "lines read", func() bool { return h.counter("sluice_input_lines_total") >= 20 })
 	time.Sleep(150 * time.Millisecond) // several checkpoint intervals
 	if off, _ := h.offsetOf(path); off != int64(len(a)) {
 		t.Fatalf("offset %d moved while Append failed", off)
 	}
 
-	h.q.setFail(nil, errors.New("fsync failed")) // accepted, not durable
+	h.q.SetFail(nil, errors.New("fsync failed")) // accepted, not durable
 	h.waitEvents(20)
 	time.Sleep(150 * time.Millisecond)
 	if off, _ := h.offsetOf(path); off != int64(len(a)) {
 		t.Fatalf("offset %d moved while Sync failed", off)
 	}
 
-	h.q.setFail(nil, nil)
-	waitFor(t, "checkpoint", func() bool { off, _ := h.offsetOf(path); return off == int64(len(a)+len(b)) })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), append(wantA, wantB...))
+	h.q.SetFail(nil, nil)
+	tailtest.WaitFor(t, "checkpoint", func() bool { off, _ := h.offsetOf(path); return off == int64(len(a)+len(b)) })
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(wantA, wantB...))
 }
 
 // TestShutdownWritesFinalCheckpoint: with a checkpoint interval longer than
@@ -52,33 +50,24 @@ func TestCheckpointNeverAhead(t *testing.T) {
 func TestShutdownWritesFinalCheckpoint(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, want := lines("a", 0, 25)
-	appendFile(t, path, a)
+	a, want := writeLines(t, path, "a", 0, 25)
 	cfg := h.cfg()
 	cfg.CheckpointInterval = time.Hour
-	stop := start(t, h.tail(cfg))
+	stop := tailtest.Start(t, h.tail(cfg))
 	h.waitEvents(25)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, stop())
 	if off, ok := h.offsetOf(path); !ok || off != int64(len(a)) {
 		t.Fatalf("saved offset %d, want %d", off, len(a))
 	}
-	h.q.mu.Lock()
-	syncs := h.q.syncs
-	h.q.mu.Unlock()
-	if syncs == 0 {
+	if h.q.Syncs() == 0 {
 		t.Fatal("offsets written without Router.Sync")
 	}
-	b, wantB := lines("b", 0, 5)
-	appendFile(t, path, b)
-	stop = start(t, h.tail(cfg))
+	_, wantB := writeLines(t, path, "b", 0, 5)
+	stop = tailtest.Start(t, h.tail(cfg))
 	h.waitEvents(30)
 	time.Sleep(100 * time.Millisecond)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), append(want, wantB...))
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(want, wantB...))
 }
 
 // TestShutdownWithStuckQueue: Run returns even if the queue blocks, and
@@ -86,13 +75,12 @@ func TestShutdownWritesFinalCheckpoint(t *testing.T) {
 func TestShutdownWithStuckQueue(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	h.q.gate = make(chan struct{}) // never opened
-	a, _ := lines("a", 0, 5)
-	appendFile(t, path, a)
+	h.q.Hold() // never released
+	writeLines(t, path, "a", 0, 5)
 	in := h.tail(h.cfg())
 	in.finalFlush = 200 * time.Millisecond
-	stop := start(t, in)
-	waitFor(t, "lines read", func() bool { return h.counter("sluice_input_lines_total") >= 5 })
+	stop := tailtest.Start(t, in)
+	tailtest.WaitFor(t, "lines read", func() bool { return h.counter("sluice_input_lines_total") >= 5 })
 	t0 := time.Now()
 	err := stop()
 	if err == nil || time.Since(t0) > 3*time.Second {
@@ -106,34 +94,25 @@ func TestShutdownWithStuckQueue(t *testing.T) {
 func TestCorruptStateMovedAside(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, want := lines("a", 0, 3)
-	appendFile(t, path, a)
+	_, want := writeLines(t, path, "a", 0, 3)
 	dir := filepath.Join(h.dataDir, "inputs", "tl")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, stateName), []byte("{not json"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.MkdirAll(dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, stateName), []byte("{not json"), 0o600))
 	cfg := h.cfg()
 	cfg.StartAtEnd = true // must not apply: state existed
 	in := h.tail(cfg)
 	if _, err := os.Stat(filepath.Join(dir, stateName+".bad")); err != nil {
 		t.Fatal(err)
 	}
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), want)
+	must(t, tailtest.Pump(t, in))
+	tailtest.EqualStrings(t, h.q.Logs(), want)
 }
 
 func TestStateWriteIsAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, stateName)
 	files := []savedFile{{ContainerID: "c", Path: "/p", Fingerprint: strings.Repeat("ab", 32), FingerprintLen: 10, Offset: 5}}
-	if err := writeState(path, stateFile{Gen: 7, Files: files}); err != nil {
-		t.Fatal(err)
-	}
+	must(t, writeState(path, stateFile{Gen: 7, Files: files}))
 	st, existed, err := loadState(path)
 	if got := st.Files; err != nil || !existed || st.Gen != 7 || !reflect.DeepEqual(got, files) {
 		t.Fatalf("got %v %v %v", got, existed, err)
@@ -143,9 +122,7 @@ func TestStateWriteIsAtomic(t *testing.T) {
 	}
 	// A directory in place of the temp file makes the write fail cleanly
 	// and leaves the old state intact.
-	if err := os.Mkdir(path+".tmp", 0o755); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.Mkdir(path+".tmp", 0o755))
 	if err := writeState(path, stateFile{}); err == nil {
 		t.Fatal("no error")
 	}
@@ -155,9 +132,7 @@ func TestStateWriteIsAtomic(t *testing.T) {
 	if _, _, err := loadState(filepath.Join(dir, "missing")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(`{"version":9}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.WriteFile(path, []byte(`{"version":9}`), 0o600))
 	if _, _, err := loadState(path); !errors.Is(err, errCorruptState) {
 		t.Fatalf("version 9: %v", err)
 	}

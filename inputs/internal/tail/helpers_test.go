@@ -2,15 +2,12 @@ package tail
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +15,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 	"go.uber.org/goleak"
 
-	"github.com/sluice-agent/sluice/config"
-	"github.com/sluice-agent/sluice/internal/wire"
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
@@ -142,16 +138,9 @@ func tl(log, stream string) string {
 	return t0 + " " + stream + " P " + log + "\n"
 }
 
-// lines returns n complete stdout lines "<prefix><i>".
+// lines returns n complete stdout lines "<prefix><i>" in the test format.
 func lines(prefix string, from, n int) (string, []string) {
-	var sb strings.Builder
-	var want []string
-	for i := from; i < from+n; i++ {
-		s := fmt.Sprintf("%s%d", prefix, i)
-		sb.WriteString(tl(s+"\n", "stdout"))
-		want = append(want, s)
-	}
-	return sb.String(), want
+	return tailtest.Lines(tl, prefix, from, n)
 }
 
 const (
@@ -160,117 +149,16 @@ const (
 	idC = "cccccccccccc3333333333333333333333333333333333333333333333333333"
 )
 
-// event is one decoded event as a test sees it.
-type event struct {
-	Tag    string
-	Time   int64
-	Record map[string]any
-}
-
-func (e event) log() string { s, _ := e.Record["log"].(string); return s }
-
-// fakeQueue records appended chunks; Append and Sync can be made to fail.
-type fakeQueue struct {
-	mu       sync.Mutex
-	events   []event
-	failApp  error
-	failSync error
-	syncs    int
-	appends  int
-	gate     chan struct{} // if set, Append waits for it
-}
-
-func (q *fakeQueue) Append(ctx context.Context, tag []byte, count int, entries []byte) error {
-	q.mu.Lock()
-	gate := q.gate
-	q.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.failApp != nil {
-		return q.failApp
-	}
-	var evs []event
-	err := wire.ForEachEntry(entries, func(ns int64, rec []byte) error {
-		v, _, err := msgp.ReadIntfBytes(rec)
-		if err != nil {
-			return err
-		}
-		m, _ := v.(map[string]any)
-		evs = append(evs, event{Tag: string(tag), Time: ns, Record: m})
-		return nil
-	})
-	if err != nil || len(evs) != count {
-		panic(fmt.Sprintf("fake queue: bad chunk (%v, %d of %d)", err, len(evs), count))
-	}
-	q.appends++
-	q.events = append(q.events, evs...)
-	return nil
-}
-
-func (q *fakeQueue) Sync() error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.syncs++
-	return q.failSync
-}
-
-func (q *fakeQueue) Mark() uint64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return uint64(q.appends)
-}
-
-func (q *fakeQueue) SyncTo(uint64) error { return q.Sync() }
-
-func (q *fakeQueue) setFail(app, sync error) {
-	q.mu.Lock()
-	q.failApp, q.failSync = app, sync
-	q.mu.Unlock()
-}
-
-func (q *fakeQueue) all() []event {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]event(nil), q.events...)
-}
-
-func (q *fakeQueue) logs() []string {
-	var out []string
-	for _, e := range q.all() {
-		out = append(out, e.log())
-	}
-	return out
-}
-
-func newRouter(t testing.TB, q pipeline.Queue) *pipeline.Router {
-	t.Helper()
-	r, err := pipeline.NewRouter(
-		[]config.Route{{Match: "**", Outputs: []string{"out"}}}, "",
-		[]pipeline.OutputQueue{{ID: "out", Queue: q, ChunkBytes: 64 << 10}},
-		metrics.NewSet(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 type harness struct {
 	t       testing.TB
 	root    string
 	dataDir string
-	q       *fakeQueue
+	q       *tailtest.Queue
 	set     *metrics.Set
 }
 
 func newHarness(t testing.TB) *harness {
-	return &harness{t: t, root: t.TempDir(), dataDir: t.TempDir(), q: &fakeQueue{}, set: metrics.NewSet()}
+	return &harness{t: t, root: t.TempDir(), dataDir: t.TempDir(), q: &tailtest.Queue{}, set: metrics.NewSet()}
 }
 
 // testCfg is a fast-polling config for tests.
@@ -283,58 +171,19 @@ func (h *harness) cfg() Config {
 		PartialFlushTimeout: 200 * time.Millisecond,
 		Format:              testFormat{},
 		Layout:              testLayout{},
-		Log:                 testLogger(h.t),
+		Log:                 tailtest.Logger(h.t),
 		Metrics:             h.set,
 	}
-}
-
-// testLogger logs to the test when SLUICE_TEST_LOG is set.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("SLUICE_TEST_LOG") == "" {
-		return nil
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func (h *harness) tail(cfg Config) *Tail {
 	h.t.Helper()
 	cfg.Metrics = h.set
-	in, err := New(cfg, newRouter(h.t, h.q))
+	in, err := New(cfg, tailtest.NewRouter(h.t, h.q))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return in
-}
-
-// start runs in and returns a function that stops it and returns Run's
-// error.
-func start(t testing.TB, in *Tail) (stop func() error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	stopped := false
-	var err error
-	stop = func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("Run did not return after cancel")
-			}
-		}
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
 }
 
 func (h *harness) counter(name string) uint64 {
@@ -355,35 +204,10 @@ func (h *harness) container(id, name string) string {
 	return filepath.Join(dir, id+".log")
 }
 
-func appendFile(t testing.TB, path, data string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (h *harness) waitEvents(n int) []event {
+func (h *harness) waitEvents(n int) []tailtest.Event {
 	h.t.Helper()
-	waitFor(h.t, fmt.Sprintf("%d events", n), func() bool { return len(h.q.all()) >= n })
-	return h.q.all()
+	tailtest.WaitFor(h.t, fmt.Sprintf("%d events", n), func() bool { return len(h.q.All()) >= n })
+	return h.q.All()
 }
 
 // savedState reads the offsets file.
@@ -406,44 +230,18 @@ func (h *harness) offsetOf(path string) (int64, bool) {
 	return 0, false
 }
 
-func equalStrings(t testing.TB, got, want []string) {
+// writeLines appends lines(prefix, from, n) to path and returns them.
+func writeLines(t testing.TB, path, prefix string, from, n int) (string, []string) {
 	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d items, want %d\ngot:  %q\nwant: %q", len(got), len(want), clip(got), clip(want))
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			t.Fatalf("item %d: got %q, want %q", i, clipS(got[i]), clipS(want[i]))
-		}
-	}
+	data, want := lines(prefix, from, n)
+	tailtest.AppendFile(t, path, data)
+	return data, want
 }
 
-func clip(s []string) []string {
-	if len(s) > 20 {
-		s = append(s[:10:10], append([]string{"…"}, s[len(s)-10:]...)...)
-	}
-	return s
-}
-
-func clipS(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
-
-// pump drives a not-running Tail by hand (white-box): scan, then turns
-// until nothing moves, repeated so rotations settle. It returns the flush
-// error, if any.
-func pump(t testing.TB, in *Tail) error {
+// must fails the test on err.
+func must(t testing.TB, err error) {
 	t.Helper()
-	t.Cleanup(in.Close)
-	ctx := context.Background()
-	for range 4 {
-		in.Scan()
-		if err := in.Drain(ctx); err != nil {
-			return err
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
-	return nil
 }

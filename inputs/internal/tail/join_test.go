@@ -6,27 +6,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 func TestPartialJoinPerStream(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
 	exact := strings.Repeat("E", 16384)
-	appendFile(t, path,
+	tailtest.AppendFile(t, path,
 		tl("out-1 ", "stdout")+tl("err-1 ", "stderr")+tl("out-2 ", "stdout")+
 			tl("err-2\n", "stderr")+tl("out-3\n", "stdout")+
 			tl(exact, "stdout")+tl("\n", "stdout")+ // exactly 16 KiB: empty final chunk
 			tl("done\n", "stdout"))
 	in := h.tail(h.cfg())
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	evs := h.q.all()
+	must(t, tailtest.Pump(t, in))
+	evs := h.q.All()
 	got := make([]string, len(evs))
 	for i, e := range evs {
-		got[i] = e.Record["stream"].(string) + ":" + e.log()
+		got[i] = e.Record["stream"].(string) + ":" + e.Log()
 	}
-	equalStrings(t, got, []string{"stderr:err-1 err-2", "stdout:out-1 out-2 out-3", "stdout:" + exact, "stdout:done"})
+	tailtest.EqualStrings(t, got, []string{"stderr:err-1 err-2", "stdout:out-1 out-2 out-3", "stdout:" + exact, "stdout:done"})
 	if n := h.counter("sluice_input_partial_joins_total"); n != 3 {
 		t.Fatalf("joins %d", n)
 	}
@@ -41,30 +41,24 @@ func TestPartialHoldsOffsetAndDanglingFlush(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
 	head := tl("first\n", "stdout")
-	appendFile(t, path, head+tl("dangling-", "stdout")+tl("other\n", "stderr"))
+	tailtest.AppendFile(t, path, head+tl("dangling-", "stdout")+tl("other\n", "stderr"))
 	cfg := h.cfg()
 	cfg.PartialFlushTimeout = 500 * time.Millisecond
 	in := h.tail(cfg)
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), []string{"first", "other"})
+	must(t, tailtest.Pump(t, in))
+	tailtest.EqualStrings(t, h.q.Logs(), []string{"first", "other"})
 	f := in.sources[idA].files[0]
 	if f.commit != int64(len(head)) {
 		t.Fatalf("commit %d, want %d (start of the pending partial)", f.commit, len(head))
 	}
 	// Not yet expired.
-	if err := in.expirePartials(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if len(h.q.all()) != 2 {
+	must(t, in.expirePartials(context.Background()))
+	if len(h.q.All()) != 2 {
 		t.Fatal("partial emitted before its timeout")
 	}
 	time.Sleep(600 * time.Millisecond)
-	if err := in.expirePartials(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), []string{"first", "other", "dangling-"})
+	must(t, in.expirePartials(context.Background()))
+	tailtest.EqualStrings(t, h.q.Logs(), []string{"first", "other", "dangling-"})
 	if st, _ := os.Stat(path); f.commit != st.Size() {
 		t.Fatalf("commit %d after flush, size %d", f.commit, st.Size())
 	}
@@ -73,15 +67,13 @@ func TestPartialHoldsOffsetAndDanglingFlush(t *testing.T) {
 func TestDanglingPartialWhileRunning(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	appendFile(t, path, tl("tail-without-newline", "stdout"))
-	stop := start(t, h.tail(h.cfg()))
+	tailtest.AppendFile(t, path, tl("tail-without-newline", "stdout"))
+	stop := tailtest.Start(t, h.tail(h.cfg()))
 	evs := h.waitEvents(1)
-	if evs[0].log() != "tail-without-newline" {
-		t.Fatalf("got %q", evs[0].log())
+	if evs[0].Log() != "tail-without-newline" {
+		t.Fatalf("got %q", evs[0].Log())
 	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, stop())
 }
 
 // TestTruncateJoinedLine: a 5 MiB line in 16 KiB chunks with a 1 MiB limit
@@ -97,10 +89,8 @@ func TestTruncateJoinedLine(t *testing.T) {
 	for range 320 { // 5 MiB
 		sb.WriteString(tl(chunk, "stdout"))
 	}
-	appendFile(t, path, sb.String())
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
+	tailtest.AppendFile(t, path, sb.String())
+	must(t, tailtest.Pump(t, in))
 	f := in.sources[idA].files[0]
 	p := f.partialFor([]byte("stdout"))
 	if p == nil || len(p.buf) != 1<<20 || cap(p.buf) > 2<<20 || !p.truncated {
@@ -109,11 +99,9 @@ func TestTruncateJoinedLine(t *testing.T) {
 	if len(in.buf) != readBufSize {
 		t.Fatal("read buffer resized")
 	}
-	appendFile(t, path, tl("end\n", "stdout")+tl("next\n", "stdout"))
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	logs := h.q.logs()
+	tailtest.AppendFile(t, path, tl("end\n", "stdout")+tl("next\n", "stdout"))
+	must(t, tailtest.Pump(t, in))
+	logs := h.q.Logs()
 	if len(logs) != 2 || len(logs[0]) != 1<<20 || logs[0] != strings.Repeat("z", 1<<20) || logs[1] != "next" {
 		t.Fatalf("got %d events, first %d bytes", len(logs), len(logs[0]))
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-agent/sluice/inputs/internal/journal"
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 // copyDir copies a state directory as a kill -9 leaves it: whatever was
@@ -17,26 +18,20 @@ func copyDir(t *testing.T, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(to, 0o750); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.MkdirAll(to, 0o750))
 	for _, e := range ents {
 		b, err := os.ReadFile(filepath.Join(from, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		must(t, os.WriteFile(filepath.Join(to, e.Name()), b, 0o600))
 	}
 }
 
 func setBoot(t *testing.T, id string) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "boot_id")
-	if err := os.WriteFile(p, []byte(id), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.WriteFile(p, []byte(id), 0o600))
 	old := journal.BootIDPath
 	journal.BootIDPath = p
 	t.Cleanup(func() { journal.BootIDPath = old })
@@ -51,29 +46,22 @@ func TestJournalResumesAfterCrash(t *testing.T) {
 	setBoot(t, "boot-1")
 	h := newHarness(t)
 	pathA := h.container(idA, "/web")
-	a, _ := lines("a", 0, 50)
-	appendFile(t, pathA, a)
+	writeLines(t, pathA, "a", 0, 50)
 	cfg := h.cfg()
 	in := h.tail(cfg)
 	in.ckptEvery = time.Hour
-	stop := start(t, in)
+	stop := tailtest.Start(t, in)
 	h.waitEvents(50)
-	if err := in.checkpoint(); err != nil { // the last checkpoint before the crash
-		t.Fatal(err)
-	}
-	b, wantB := lines("b", 0, 70)
-	appendFile(t, pathA, b)
+	must(t, in.checkpoint()) // the last checkpoint before the crash
+	_, wantB := writeLines(t, pathA, "b", 0, 70)
 	pathB := h.container(idB, "/api") // first seen after the checkpoint
-	c, wantC := lines("c", 0, 30)
-	appendFile(t, pathB, c)
+	_, wantC := writeLines(t, pathB, "c", 0, 30)
 	h.waitEvents(150)
 	time.Sleep(50 * time.Millisecond) // the last flushes journaled
 	stateDir := filepath.Join(h.dataDir, "inputs", "tl")
 	crashed := t.TempDir()
 	copyDir(t, stateDir, filepath.Join(crashed, "inputs", "tl"))
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, stop())
 
 	restart := func(boot string) []string {
 		setBoot(t, boot)
@@ -83,14 +71,12 @@ func TestJournalResumesAfterCrash(t *testing.T) {
 		copyDir(t, filepath.Join(crashed, "inputs", "tl"), filepath.Join(h2.dataDir, "inputs", "tl"))
 		cfg := h2.cfg()
 		in := h2.tail(cfg)
-		if err := pump(t, in); err != nil {
-			t.Fatal(err)
-		}
+		must(t, tailtest.Pump(t, in))
 		in.Close()
-		return h2.q.logs()
+		return h2.q.Logs()
 	}
 	if got := restart("boot-1"); len(got) != 0 {
-		t.Fatalf("same boot: %d lines read again, want 0: %q", len(got), clip(got))
+		t.Fatalf("same boot: %d lines read again, want 0: %q", len(got), tailtest.Clip(got))
 	}
 	got := restart("boot-2")
 	want := map[string]bool{}
@@ -115,15 +101,14 @@ func TestJournalStartAtEndCrash(t *testing.T) {
 	setBoot(t, "boot-1")
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	old, _ := lines("old", 0, 20)
-	appendFile(t, path, old)
+	writeLines(t, path, "old", 0, 20)
 	cfg := h.cfg()
 	cfg.StartAtEnd = true
 	in := h.tail(cfg)
 	in.ckptEvery = time.Hour
-	stop := start(t, in)
+	stop := tailtest.Start(t, in)
 	stateDir := filepath.Join(h.dataDir, "inputs", "tl")
-	waitFor(t, "the first scan journaled", func() bool {
+	tailtest.WaitFor(t, "the first scan journaled", func() bool {
 		m, _ := filepath.Glob(filepath.Join(stateDir, "journal.*"))
 		for _, f := range m {
 			if st, err := os.Stat(f); err == nil && st.Size() > 50 {
@@ -135,17 +120,14 @@ func TestJournalStartAtEndCrash(t *testing.T) {
 	crashed := t.TempDir()
 	copyDir(t, stateDir, filepath.Join(crashed, "inputs", "tl"))
 	stop()
-	added, want := lines("new", 0, 10) // written while the agent was down
-	appendFile(t, path, added)
+	_, want := writeLines(t, path, "new", 0, 10) // written while the agent was down
 
 	h2 := newHarness(t)
 	h2.root, h2.dataDir = h.root, crashed
 	cfg2 := h2.cfg()
 	cfg2.StartAtEnd = true
 	in2 := h2.tail(cfg2)
-	if err := pump(t, in2); err != nil {
-		t.Fatal(err)
-	}
+	must(t, tailtest.Pump(t, in2))
 	in2.Close()
-	equalStrings(t, h2.q.logs(), want)
+	tailtest.EqualStrings(t, h2.q.Logs(), want)
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 // TestManyContainersRoundRobin: one turn per container per round, at most
@@ -15,10 +17,10 @@ import (
 func TestManyContainersRoundRobin(t *testing.T) {
 	h := newHarness(t)
 	big, _ := lines("busy-padded-to-the-size-of-a-docker-line-", 0, 8000) // ~550 KB: several turns
-	appendFile(t, h.container(idA, "/busy"), big)
+	tailtest.AppendFile(t, h.container(idA, "/busy"), big)
 	for i := range 20 {
 		data, _ := lines(fmt.Sprintf("c%d-", i), 0, 5)
-		appendFile(t, h.container(fmt.Sprintf("%064x", i+1), fmt.Sprintf("/c%d", i)), data)
+		tailtest.AppendFile(t, h.container(fmt.Sprintf("%064x", i+1), fmt.Sprintf("/c%d", i)), data)
 	}
 	in := h.tail(h.cfg())
 	in.w = in.r.NewWriter()
@@ -33,19 +35,17 @@ func TestManyContainersRoundRobin(t *testing.T) {
 		}
 	}
 	busy := 0
-	for _, e := range h.q.all() {
+	for _, e := range h.q.All() {
 		if e.Tag == "t.busy" {
 			busy++
 		}
 	}
-	if got := len(h.q.all()) - busy; got != 20*5 || busy == 0 || busy >= 8000 {
+	if got := len(h.q.All()) - busy; got != 20*5 || busy == 0 || busy >= 8000 {
 		t.Fatalf("after one round: %d busy events, %d others", busy, got)
 	}
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	if len(h.q.all()) != 8000+100 {
-		t.Fatalf("%d events", len(h.q.all()))
+	must(t, tailtest.Pump(t, in))
+	if len(h.q.All()) != 8000+100 {
+		t.Fatalf("%d events", len(h.q.All()))
 	}
 }
 
@@ -60,10 +60,8 @@ func TestLongPhysicalLine(t *testing.T) {
 	in.buf = make([]byte, 64<<10)
 	body := strings.Repeat("0123456789", (5<<20)/10)
 	head := tl("before\n", "stdout")
-	appendFile(t, path, head+t0+" stderr F "+body[:len(body)/2])
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
+	tailtest.AppendFile(t, path, head+t0+" stderr F "+body[:len(body)/2])
+	must(t, tailtest.Pump(t, in))
 	f := in.sources[idA].files[0]
 	ll, _ := f.long.(*testLong)
 	if ll == nil || cap(ll.buf) > 2<<20 || len(in.buf) != 64<<10 {
@@ -72,12 +70,10 @@ func TestLongPhysicalLine(t *testing.T) {
 	if f.commit != int64(len(head)) {
 		t.Fatalf("commit %d passed the start of the unfinished line", f.commit)
 	}
-	appendFile(t, path, body[len(body)/2:]+"\n"+tl("after\n", "stdout"))
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	evs := h.q.all()
-	if len(evs) != 3 || evs[1].log() != body[:1<<20] || evs[1].Record["stream"] != "stderr" || evs[2].log() != "after" {
+	tailtest.AppendFile(t, path, body[len(body)/2:]+"\n"+tl("after\n", "stdout"))
+	must(t, tailtest.Pump(t, in))
+	evs := h.q.All()
+	if len(evs) != 3 || evs[1].Log() != body[:1<<20] || evs[1].Record["stream"] != "stderr" || evs[2].Log() != "after" {
 		t.Fatalf("%d events", len(evs))
 	}
 	if n := h.counter("sluice_input_truncated_lines_total"); n != 1 {
@@ -93,13 +89,11 @@ func TestLongPhysicalLine(t *testing.T) {
 func TestMalformedEmittedRaw(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	appendFile(t, path, tl("ok1\n", "stdout")+"garbage\n \t\n\n"+tl("ok2\n", "stdout")+"x y\n")
+	tailtest.AppendFile(t, path, tl("ok1\n", "stdout")+"garbage\n \t\n\n"+tl("ok2\n", "stdout")+"x y\n")
 	in := h.tail(h.cfg())
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), []string{"ok1", "garbage", "ok2", "x y"})
-	if e := h.q.all()[1]; e.Record["stream"] != "" || e.Time < time.Now().Add(-time.Minute).UnixNano() {
+	must(t, tailtest.Pump(t, in))
+	tailtest.EqualStrings(t, h.q.Logs(), []string{"ok1", "garbage", "ok2", "x y"})
+	if e := h.q.All()[1]; e.Record["stream"] != "" || e.Time < time.Now().Add(-time.Minute).UnixNano() {
 		t.Fatalf("malformed record %+v", e)
 	}
 	if n := h.counter("sluice_input_parse_errors_total"); n != 2 {

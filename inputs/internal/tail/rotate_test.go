@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 // TestRotateRenameWhileRunning: lines written through the old descriptor
@@ -24,23 +26,18 @@ func TestRotateRenameWhileRunning(t *testing.T) {
 	if _, err := w.WriteString(a); err != nil {
 		t.Fatal(err)
 	}
-	stop := start(t, h.tail(h.cfg()))
+	stop := tailtest.Start(t, h.tail(h.cfg()))
 	h.waitEvents(100)
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.Rename(path, path+".1"))
 	b, wantB := lines("b", 0, 100)
 	if _, err := w.WriteString(b); err != nil { // Docker's last write before it reopens
 		t.Fatal(err)
 	}
-	c, wantC := lines("c", 0, 100)
-	appendFile(t, path, c)
+	_, wantC := writeLines(t, path, "c", 0, 100)
 	h.waitEvents(300)
 	time.Sleep(100 * time.Millisecond) // let duplicates, if any, arrive
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), append(append(wantA, wantB...), wantC...))
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(append(wantA, wantB...), wantC...))
 	if n := h.counter("sluice_input_rotations_total"); n != 1 {
 		t.Fatalf("rotations %d", n)
 	}
@@ -56,36 +53,31 @@ func TestRotateRenameWhileRunning(t *testing.T) {
 func TestCopytruncateWhileRunning(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, wantA := lines("a", 0, 20)
-	appendFile(t, path, a)
-	stop := start(t, h.tail(h.cfg()))
-	h.waitEvents(20)
-
-	h.q.mu.Lock()
-	gate := make(chan struct{})
-	h.q.gate = gate
-	h.q.mu.Unlock()
-	b, wantB := lines("b", 0, 20)
-	appendFile(t, path, b) // read, then blocked in Flush
-	waitFor(t, "reader blocked", func() bool { return h.counter("sluice_input_lines_total") >= 40 })
-	b2, wantB2 := lines("b2-", 0, 20)
-	appendFile(t, path, b2) // not read yet
+	stop, release, want := h.startHeld(path, 20)
 	copyFile(t, path, path+".1")
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
-	c, wantC := lines("c-longer-lines-so-the-new-file-outgrows-the-old-offset-", 0, 60)
-	appendFile(t, path, c)
-	h.q.mu.Lock()
-	h.q.gate = nil
-	h.q.mu.Unlock()
-	close(gate)
+	must(t, os.Truncate(path, 0))
+	_, wantC := writeLines(t, path, "c-longer-lines-so-the-new-file-outgrows-the-old-offset-", 0, 60)
+	release()
 	h.waitEvents(120)
 	time.Sleep(100 * time.Millisecond)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), append(append(append(wantA, wantB...), wantB2...), wantC...))
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(want, wantC...))
+}
+
+// startHeld runs a tail over path, which holds n lines "a<i>", then holds
+// the queue and appends n lines "b<i>" (read, then held in Flush) and n
+// lines "b2-<i>" (not read yet). It returns the stop function, the release
+// of the queue and the logs of the 3n lines.
+func (h *harness) startHeld(path string, n int) (stop func() error, release func(), want []string) {
+	h.t.Helper()
+	_, wantA := writeLines(h.t, path, "a", 0, n)
+	stop = tailtest.Start(h.t, h.tail(h.cfg()))
+	h.waitEvents(n)
+	release = h.q.Hold()
+	_, wantB := writeLines(h.t, path, "b", 0, n)
+	tailtest.WaitFor(h.t, "reader blocked", func() bool { return h.counter("sluice_input_lines_total") >= uint64(2*n) })
+	_, wantB2 := writeLines(h.t, path, "b2-", 0, n)
+	return stop, release, append(append(wantA, wantB...), wantB2...)
 }
 
 func copyFile(t testing.TB, from, to string) {
@@ -94,39 +86,28 @@ func copyFile(t testing.TB, from, to string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, data, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.WriteFile(to, data, 0o640))
 }
 
 func TestCopytruncateWhileStopped(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, _ := lines("a", 0, 20)
-	appendFile(t, path, a)
-	stop := start(t, h.tail(h.cfg()))
+	writeLines(t, path, "a", 0, 20)
+	stop := tailtest.Start(t, h.tail(h.cfg()))
 	h.waitEvents(20)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	b, wantB := lines("b", 0, 20)
-	appendFile(t, path, b)
+	must(t, stop())
+	_, wantB := writeLines(t, path, "b", 0, 20)
 	copyFile(t, path, path+".1")
-	if err := os.Truncate(path, 0); err != nil {
-		t.Fatal(err)
-	}
-	c, wantC := lines("c", 0, 5) // shorter than the old offset
-	appendFile(t, path, c)
+	must(t, os.Truncate(path, 0))
+	_, wantC := writeLines(t, path, "c", 0, 5) // shorter than the old offset
 
 	h2 := *h
-	h2.q = &fakeQueue{}
-	stop = start(t, h2.tail(h.cfg()))
+	h2.q = &tailtest.Queue{}
+	stop = tailtest.Start(t, h2.tail(h.cfg()))
 	h2.waitEvents(25)
 	time.Sleep(100 * time.Millisecond)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h2.q.logs(), append(wantB, wantC...))
+	must(t, stop())
+	tailtest.EqualStrings(t, h2.q.Logs(), append(wantB, wantC...))
 }
 
 func inode(t testing.TB, path string) uint64 {
@@ -144,28 +125,18 @@ func inode(t testing.TB, path string) uint64 {
 func TestInodeReuseWhileRunning(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, wantA := lines("a", 0, 10)
-	appendFile(t, path, a)
+	_, wantA := writeLines(t, path, "a", 0, 10)
 	in := h.tail(h.cfg())
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
+	must(t, tailtest.Pump(t, in))
 	old := inode(t, path)
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := pump(t, in); err != nil { // finishes and closes the deleted file
-		t.Fatal(err)
-	}
-	b, wantB := lines("b", 0, 10)
-	appendFile(t, path, b)
+	must(t, os.Remove(path))
+	must(t, tailtest.Pump(t, in)) // finishes and closes the deleted file
+	_, wantB := writeLines(t, path, "b", 0, 10)
 	if got := inode(t, path); got != old {
 		t.Logf("filesystem did not reuse the inode (%d vs %d); the restart test covers reuse", got, old)
 	}
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), append(wantA, wantB...))
+	must(t, tailtest.Pump(t, in))
+	tailtest.EqualStrings(t, h.q.Logs(), append(wantA, wantB...))
 }
 
 // TestInodeReuseAcrossRestart: a saved entry whose inode now belongs to a
@@ -173,8 +144,7 @@ func TestInodeReuseWhileRunning(t *testing.T) {
 func TestInodeReuseAcrossRestart(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	b, wantB := lines("b", 0, 10)
-	appendFile(t, path, b)
+	_, wantB := writeLines(t, path, "b", 0, 10)
 	fi, _ := os.Stat(path)
 	dev, ino := fileID(fi)
 	other := newFingerprint([]byte(tl("something else entirely\n", "stdout")))
@@ -183,17 +153,11 @@ func TestInodeReuseAcrossRestart(t *testing.T) {
 		Offset: fi.Size() - 10, Size: fi.Size() - 10, Dev: dev, Ino: ino, LastSeen: time.Now().Unix(),
 	}}
 	dir := filepath.Join(h.dataDir, "inputs", "tl")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeState(filepath.Join(dir, stateName), stateFile{Files: state}); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.MkdirAll(dir, 0o755))
+	must(t, writeState(filepath.Join(dir, stateName), stateFile{Files: state}))
 	in := h.tail(h.cfg())
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), wantB)
+	must(t, tailtest.Pump(t, in))
+	tailtest.EqualStrings(t, h.q.Logs(), wantB)
 }
 
 // TestDeleteWhileRunningReadsRest: Docker's max-file=1 rotation unlinks the
@@ -202,34 +166,14 @@ func TestInodeReuseAcrossRestart(t *testing.T) {
 func TestDeleteWhileRunningReadsRest(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, wantA := lines("a", 0, 10)
-	appendFile(t, path, a)
-	stop := start(t, h.tail(h.cfg()))
-	h.waitEvents(10)
-	h.q.mu.Lock()
-	gate := make(chan struct{})
-	h.q.gate = gate
-	h.q.mu.Unlock()
-	b, wantB := lines("b", 0, 10)
-	appendFile(t, path, b) // read, then held in Flush
-	waitFor(t, "reader blocked", func() bool { return h.counter("sluice_input_lines_total") >= 20 })
-	b2, wantB2 := lines("b2-", 0, 10)
-	appendFile(t, path, b2) // never seen through the path
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	c, wantC := lines("c", 0, 10)
-	appendFile(t, path, c)
-	h.q.mu.Lock()
-	h.q.gate = nil
-	h.q.mu.Unlock()
-	close(gate)
+	stop, release, want := h.startHeld(path, 10) // the "b2-" lines never seen through the path
+	must(t, os.Remove(path))
+	_, wantC := writeLines(t, path, "c", 0, 10)
+	release()
 	h.waitEvents(40)
 	time.Sleep(100 * time.Millisecond)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), append(append(append(wantA, wantB...), wantB2...), wantC...))
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(want, wantC...))
 	if n := h.counter("sluice_input_files_lost_bytes_total"); n != 0 {
 		t.Fatalf("lost %d", n)
 	}
@@ -240,22 +184,17 @@ func TestDeleteWhileRunningReadsRest(t *testing.T) {
 func TestDeletedWithUnreadDataCounted(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, _ := lines("a", 0, 10)
-	appendFile(t, path, a)
-	h.q.setFail(errors.New("down"), nil)
-	stop := start(t, h.tail(h.cfg()))
-	waitFor(t, "lines read", func() bool { return h.counter("sluice_input_lines_total") >= 10 })
+	a, _ := writeLines(t, path, "a", 0, 10)
+	h.q.SetFail(errors.New("down"), nil)
+	stop := tailtest.Start(t, h.tail(h.cfg()))
+	tailtest.WaitFor(t, "lines read", func() bool { return h.counter("sluice_input_lines_total") >= 10 })
 	time.Sleep(50 * time.Millisecond)
 	_ = stop()
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	h.q.setFail(nil, nil)
+	must(t, os.Remove(path))
+	h.q.SetFail(nil, nil)
 	h.set = metrics.NewSet() // count only what the restarted input sees
 	in := h.tail(h.cfg())
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
+	must(t, tailtest.Pump(t, in))
 	if n := h.counter("sluice_input_files_lost_bytes_total"); n != uint64(len(a)) {
 		t.Fatalf("lost bytes %d, want %d", n, len(a))
 	}
@@ -264,18 +203,11 @@ func TestDeletedWithUnreadDataCounted(t *testing.T) {
 func TestForgetGoneEntries(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	a, _ := lines("a", 0, 3)
-	appendFile(t, path, a)
+	writeLines(t, path, "a", 0, 3)
 	in := h.tail(h.cfg())
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(h.root, idA)); err != nil {
-		t.Fatal(err)
-	}
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
+	must(t, tailtest.Pump(t, in))
+	must(t, os.RemoveAll(filepath.Join(h.root, idA)))
+	must(t, tailtest.Pump(t, in))
 	c := in.sources[idA]
 	if c == nil || len(c.files) != 1 || c.files[0].f != nil {
 		t.Fatal("entry should be kept (closed) for a while")
@@ -285,9 +217,7 @@ func TestForgetGoneEntries(t *testing.T) {
 	if len(in.sources) != 0 {
 		t.Fatal("entry not forgotten after an hour")
 	}
-	if err := in.checkpoint(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, in.checkpoint())
 	if st := h.savedState(); len(st) != 0 {
 		t.Fatalf("state still has %d entries", len(st))
 	}

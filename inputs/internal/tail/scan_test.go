@@ -11,28 +11,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
 )
 
 func TestStartAtEnd(t *testing.T) {
 	h := newHarness(t)
 	path := h.container(idA, "/web")
-	old, _ := lines("old", 0, 5)
-	appendFile(t, path, old)
+	writeLines(t, path, "old", 0, 5)
 	cfg := h.cfg()
 	cfg.StartAtEnd = true
 	in := h.tail(cfg)
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	n, want := lines("new", 0, 3)
-	appendFile(t, path, n)
+	must(t, tailtest.Pump(t, in))
+	_, want := writeLines(t, path, "new", 0, 3)
 	pb := h.container(idB, "/b") // appears later: read from the start
-	nb, wantB := lines("b", 0, 2)
-	appendFile(t, pb, nb)
-	if err := pump(t, in); err != nil {
-		t.Fatal(err)
-	}
-	equalStrings(t, h.q.logs(), append(want, wantB...))
+	_, wantB := writeLines(t, pb, "b", 0, 2)
+	must(t, tailtest.Pump(t, in))
+	tailtest.EqualStrings(t, h.q.Logs(), append(want, wantB...))
 }
 
 // TestDepthTwoLayout: sources two levels below the root, as CRI's
@@ -45,32 +40,22 @@ func TestDepthTwoLayout(t *testing.T) {
 	cfg.Layout = testLayout{depth: 2}
 	keyA := filepath.Join("ns_pod-a_uid1", "app")
 	dirA := filepath.Join(h.root, keyA)
-	if err := os.MkdirAll(dirA, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.MkdirAll(dirA, 0o755))
 	r, wantR := lines("rotated", 0, 5)
-	appendFile(t, filepath.Join(dirA, "0.log.1"), r)
+	tailtest.AppendFile(t, filepath.Join(dirA, "0.log.1"), r)
 	a, wantA := lines("a", 0, 5)
-	appendFile(t, filepath.Join(dirA, "0.log"), a)
-	stop := start(t, h.tail(cfg))
+	tailtest.AppendFile(t, filepath.Join(dirA, "0.log"), a)
+	stop := tailtest.Start(t, h.tail(cfg))
 	h.waitEvents(10)
 	keyB := filepath.Join("ns_pod-b_uid2", "side")
-	if err := os.MkdirAll(filepath.Join(h.root, keyB), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	must(t, os.MkdirAll(filepath.Join(h.root, keyB), 0o755))
 	b, wantB := lines("b", 0, 5)
-	appendFile(t, filepath.Join(h.root, keyB, "0.log"), b)
+	tailtest.AppendFile(t, filepath.Join(h.root, keyB, "0.log"), b)
 	h.waitEvents(15)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	bySource := map[string][]string{}
-	for _, e := range h.q.all() {
-		k := e.Record["source"].(string)
-		bySource[k] = append(bySource[k], e.log())
-	}
-	equalStrings(t, bySource[keyA], append(wantR, wantA...))
-	equalStrings(t, bySource[keyB], wantB)
+	must(t, stop())
+	bySource := h.q.LogsBy(func(e tailtest.Event) string { return e.Record["source"].(string) })
+	tailtest.EqualStrings(t, bySource[keyA], append(wantR, wantA...))
+	tailtest.EqualStrings(t, bySource[keyB], wantB)
 	if off, ok := h.offsetOf(filepath.Join(dirA, "0.log")); !ok || off != int64(len(a)) {
 		t.Fatalf("offset %d %v", off, ok)
 	}
@@ -88,33 +73,22 @@ func TestInotifyWithoutPolling(t *testing.T) {
 	cfg := h.cfg()
 	cfg.PollInterval = time.Hour
 	path := h.container(idA, "/a")
-	a, wantA := lines("a", 0, 10)
-	appendFile(t, path, a)
-	stop := start(t, h.tail(cfg))
+	_, wantA := writeLines(t, path, "a", 0, 10)
+	stop := tailtest.Start(t, h.tail(cfg))
 	h.waitEvents(10)
-	a2, wantA2 := lines("a", 10, 10)
-	appendFile(t, path, a2)
+	_, wantA2 := writeLines(t, path, "a", 10, 10)
 	h.waitEvents(20)
 	pb := h.container(idB, "/b")
-	b, wantB := lines("b", 0, 10)
-	appendFile(t, pb, b)
+	_, wantB := writeLines(t, pb, "b", 0, 10)
 	h.waitEvents(30)
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	c, wantC := lines("c", 0, 10)
-	appendFile(t, path, c)
+	must(t, os.Rename(path, path+".1"))
+	_, wantC := writeLines(t, path, "c", 0, 10)
 	h.waitEvents(40)
 	time.Sleep(50 * time.Millisecond) // let duplicates, if any, arrive
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	byTag := map[string][]string{}
-	for _, e := range h.q.all() {
-		byTag[e.Tag] = append(byTag[e.Tag], e.log())
-	}
-	equalStrings(t, byTag["t.a"], append(append(wantA, wantA2...), wantC...))
-	equalStrings(t, byTag["t.b"], wantB)
+	must(t, stop())
+	byTag := h.q.LogsBy(func(e tailtest.Event) string { return e.Tag })
+	tailtest.EqualStrings(t, byTag["t.a"], append(append(wantA, wantA2...), wantC...))
+	tailtest.EqualStrings(t, byTag["t.b"], wantB)
 }
 
 // logCounter counts the messages logged.
@@ -163,26 +137,20 @@ func TestWatchLimitFallsBackToPolling(t *testing.T) {
 		}
 		return nil
 	}
-	stop := start(t, in)
+	stop := tailtest.Start(t, in)
 	var want [3][]string
 	for round := range 2 {
 		for i, p := range []string{pa, pb, pc} {
-			data, w := lines(fmt.Sprintf("%d-", i), round*10, 10)
-			appendFile(t, p, data)
+			_, w := writeLines(t, p, fmt.Sprintf("%d-", i), round*10, 10)
 			want[i] = append(want[i], w...)
 		}
 		h.waitEvents(30 * (round + 1))
 	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	byTag := map[string][]string{}
-	for _, e := range h.q.all() {
-		byTag[e.Tag] = append(byTag[e.Tag], e.log())
-	}
-	equalStrings(t, byTag["t.a"], want[0])
-	equalStrings(t, byTag["t.b"], want[1])
-	equalStrings(t, byTag["t.c"], want[2])
+	must(t, stop())
+	byTag := h.q.LogsBy(func(e tailtest.Event) string { return e.Tag })
+	tailtest.EqualStrings(t, byTag["t.a"], want[0])
+	tailtest.EqualStrings(t, byTag["t.b"], want[1])
+	tailtest.EqualStrings(t, byTag["t.c"], want[2])
 	if n := logs.count("cannot watch directory"); n != 1 {
 		t.Fatalf("watch failure logged %d times", n)
 	}
@@ -197,7 +165,7 @@ func BenchmarkScan(b *testing.B) {
 	h := newHarness(b)
 	for i := range 3000 {
 		data, _ := lines("x", 0, 3)
-		appendFile(b, h.container(fmt.Sprintf("%064x", i+1), "c"), data)
+		tailtest.AppendFile(b, h.container(fmt.Sprintf("%064x", i+1), "c"), data)
 	}
 	in := h.tail(h.cfg())
 	defer in.Close()
