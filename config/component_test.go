@@ -39,7 +39,7 @@ func TestTypes(t *testing.T) {
 		"input docker include_labels":             {Value: "bool", Default: "true"},
 		"input docker parse_json":                 {Value: "bool", Default: "false"},
 		"input docker poll_interval":              {Value: "duration", Default: "1s"},
-		"input forward unix_mode":                 {Value: "file mode", Default: "0666"},
+		"input forward unix_mode":                 {Value: "file mode", Default: "0660"},
 		"input forward tag":                       {Value: "string"},
 		"input forward tls.ca_file":               {Value: "string"},
 		"input forward security.shared_key":       {Value: "secret"},

@@ -136,7 +136,7 @@ var expectedErrors = []struct {
 	{"routes.bad.yml", `routes.bad.yml:17: default_output: unknown output "debug"`},
 
 	{"port_conflict.bad.yml", `port_conflict.bad.yml:8: inputs[1].forward.listen: address "0.0.0.0:24224" conflicts with "127.0.0.1:24224" of inputs[0].forward.listen (line 5)`},
-	{"port_conflict.bad.yml", `port_conflict.bad.yml:11: inputs[2].forward.listen: address "localhost:24226" conflicts with "127.0.0.1:24226" of metrics_addr (line 1)`},
+	{"port_conflict.bad.yml", `port_conflict.bad.yml:12: inputs[2].forward.listen: address "localhost:24226" conflicts with "127.0.0.1:24226" of metrics_addr (line 1)`},
 
 	{"path_conflict.bad.yml", `path_conflict.bad.yml:7: inputs[1].forward.unix: path "/run//fluent.sock" is also used by inputs[0].forward.unix (line 4)`},
 	{"path_conflict.bad.yml", `path_conflict.bad.yml:14: outputs[1].file.path: path "/var/log/out.jsonl" is also used by outputs[0].file.path (line 11)`},
@@ -283,6 +283,8 @@ func TestFullGood(t *testing.T) {
 				PartialTimeout:       10 * time.Second,
 				MaxPartialBytes:      2 << 20,
 				AckAfter:             "write",
+				UnixGroup:            "docker",
+				InsecureListen:       true,
 				TLS: &TLS{Enabled: true, CAFile: "/etc/sluice/ca.pem", CertFile: "/etc/sluice/server.pem",
 					KeyFile: "/etc/sluice/server.key", ClientAuth: true},
 				Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1", Users: []User{
@@ -292,7 +294,7 @@ func TestFullGood(t *testing.T) {
 			}},
 		},
 		Outputs: []Output{
-			{ID: "aggregator", Type: "forward", Line: 48,
+			{ID: "aggregator", Type: "forward", Line: 50,
 				Buffer: Buffer{MaxBytes: 2 << 30, SegmentBytes: 16 << 20, Overflow: "block", Fsync: "always",
 					FsyncInterval: 2 * time.Second, ChunkBytes: 512 << 10},
 				Forward: &ForwardOutput{
@@ -308,14 +310,14 @@ func TestFullGood(t *testing.T) {
 						KeyFile: "/etc/sluice/client.key", ServerName: "aggregator.internal"},
 					Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1"},
 				}},
-			{ID: "archive", Type: "file", Line: 85, Buffer: DefaultBuffer(),
+			{ID: "archive", Type: "file", Line: 87, Buffer: DefaultBuffer(),
 				File: &FileOutput{Path: "/var/log/sluice/archive.jsonl"}},
-			{ID: "debug", Type: "stdout", Line: 88, Buffer: withMax(DefaultBuffer(), 64<<20),
+			{ID: "debug", Type: "stdout", Line: 90, Buffer: withMax(DefaultBuffer(), 64<<20),
 				Stdout: &StdoutOutput{}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 93},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 96},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 95},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 98},
 		},
 		DefaultOutput: "debug",
 	}
@@ -388,7 +390,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("docker defaults: %s", spew(d))
 	}
 	f := DefaultForwardInput()
-	if f.Listen != "127.0.0.1:24224" || *f.UnixMode != 0o666 || f.MaxMessageBytes != 16<<20 ||
+	if f.Listen != "127.0.0.1:24224" || *f.UnixMode != 0o660 || f.MaxMessageBytes != 16<<20 ||
 		f.MaxDecompressedBytes != 64<<20 || f.MaxConnections != 1024 || f.PartialTimeout != 5*time.Second ||
 		f.MaxPartialBytes != 1<<20 || f.AckAfter != "fsync" {
 		t.Errorf("forward input defaults: %s", spew(f))
@@ -472,7 +474,7 @@ func TestForwardListenDefault(t *testing.T) {
 	for name, tc := range map[string]struct{ keys, listen string }{
 		"neither":     {"", DefaultListen},
 		"unix only":   {"    unix: /run/x.sock\n", ""},
-		"listen only": {"    listen: 0.0.0.0:5170\n", "0.0.0.0:5170"},
+		"listen only": {"    listen: 0.0.0.0:5170\n    insecure_listen: true\n", "0.0.0.0:5170"},
 		"both":        {"    listen: 127.0.0.1:5170\n    unix: /run/x.sock\n", "127.0.0.1:5170"},
 		"null listen": {"    listen:\n", DefaultListen},
 	} {
@@ -703,5 +705,43 @@ func TestFullFileCoversEveryField(t *testing.T) {
 			t.Errorf("full.good.yml has no component of type %s", k.name)
 		}
 		check(k.typ)
+	}
+}
+
+// TestInsecureListen: a forward listener reachable from other hosts with
+// neither TLS nor a shared key is refused unless opted in, and the opt-in
+// is reported by Warnings.
+func TestInsecureListen(t *testing.T) {
+	for name, tc := range map[string]struct {
+		keys    string
+		err     bool
+		warning bool
+	}{
+		"loopback":         {"    listen: 127.0.0.1:5170\n", false, false},
+		"localhost":        {"    listen: localhost:5170\n", false, false},
+		"ipv6 loopback":    {"    listen: \"[::1]:5170\"\n", false, false},
+		"all interfaces":   {"    listen: 0.0.0.0:5170\n", true, false},
+		"empty host":       {"    listen: \":5170\"\n", true, false},
+		"host address":     {"    listen: 10.1.2.3:5170\n", true, false},
+		"with shared_key":  {"    listen: 0.0.0.0:5170\n    security: {self_hostname: n, shared_key: k}\n", false, false},
+		"opted in":         {"    listen: 0.0.0.0:5170\n    insecure_listen: true\n", false, true},
+		"opt-in, loopback": {"    listen: 127.0.0.1:5170\n    insecure_listen: true\n", false, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := "inputs:\n  - id: f\n    type: forward\n" + tc.keys + "outputs: [{id: o, type: stdout}]\n"
+			c, err := ParseWithEnv([]byte(doc), "f.yml", nil)
+			if (err != nil) != tc.err {
+				t.Fatalf("err = %v, want error %v", err, tc.err)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "insecure_listen") {
+					t.Fatalf("error does not name the opt-in: %v", err)
+				}
+				return
+			}
+			if w := c.Warnings(); (len(w) > 0) != tc.warning {
+				t.Fatalf("warnings %q, want some: %v", w, tc.warning)
+			}
+		})
 	}
 }

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"net"
+	"time"
+)
 
 // ForwardInput is a Fluentd Forward protocol server.
 type ForwardInput struct {
@@ -10,8 +14,16 @@ type ForwardInput struct {
 	Listen string `yaml:"listen"`
 	// Unix is a unix socket path (FireLens uses /var/run/fluent.sock).
 	Unix string `yaml:"unix"`
-	// UnixMode is the socket's file mode. Default 0666.
+	// UnixMode is the socket's file mode. Default 0660: only root and
+	// UnixGroup may connect (Docker's daemon runs as root).
 	UnixMode *uint32 `yaml:"unix_mode"`
+	// UnixGroup, if set, is the socket's group (a name or a numeric gid),
+	// for clients that do not run as root.
+	UnixGroup string `yaml:"unix_group"`
+	// InsecureListen allows a listen address reachable from other hosts
+	// (not loopback) without tls or security.shared_key. Without it such
+	// a config is refused; with it, validate and the agent warn.
+	InsecureListen bool `yaml:"insecure_listen"`
 	// Tag, if set, overrides the tag sent by the client. Same placeholders as
 	// DockerInput.Tag plus {tag} (the client's tag).
 	Tag string `yaml:"tag"`
@@ -47,7 +59,7 @@ const DefaultListen = "127.0.0.1:24224"
 func DefaultForwardInput() ForwardInput {
 	return ForwardInput{
 		Listen:               DefaultListen,
-		UnixMode:             ptr(uint32(0o666)),
+		UnixMode:             ptr(uint32(0o660)),
 		MaxMessageBytes:      16 << 20,
 		MaxDecompressedBytes: 64 << 20,
 		MaxConnections:       1024,
@@ -67,12 +79,44 @@ func (f *ForwardInput) decoded(set func(key string) bool) {
 	}
 }
 
+// exposed reports whether f listens on a non-loopback address with no TLS
+// and no shared key.
+func (f *ForwardInput) exposed() bool {
+	if f.Listen == "" || (f.TLS != nil && f.TLS.Enabled) || (f.Security != nil && f.Security.SharedKey != "") {
+		return false
+	}
+	host, _, err := net.SplitHostPort(f.Listen)
+	if err != nil {
+		return false // reported by claimListen
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
+
+// Warnings lists what is allowed but risky in c: today, forward inputs
+// that listen beyond loopback unauthenticated by explicit opt-in.
+func (c *Config) Warnings() []string {
+	var w []string
+	for i, in := range c.Inputs {
+		if f := in.Forward; f != nil && f.InsecureListen && f.exposed() {
+			w = append(w, fmt.Sprintf("inputs[%d] (%s): forward listen %q accepts unauthenticated, unencrypted clients from other hosts (insecure_listen)", i, in.ID, f.Listen))
+		}
+	}
+	return w
+}
+
 func (f *ForwardInput) check(v *checker, p string) {
 	if f.Listen == "" && f.Unix == "" {
 		v.errorf(p+".listen", "no listener: set listen, unix or both")
 	}
 	if f.Listen != "" {
 		v.claimListen(p+".listen", f.Listen)
+		if f.exposed() && !f.InsecureListen {
+			v.errorf(p+".listen", "%q is reachable from other hosts with neither tls nor security.shared_key: any of them could write into every output; set tls or security, listen on 127.0.0.1, or set insecure_listen: true", f.Listen)
+		}
 	}
 	if f.Unix != "" {
 		v.claimFile(p+".unix", f.Unix)

@@ -26,6 +26,14 @@ func TestValidate(t *testing.T) {
 	if code := run([]string{"validate", "--config", "../../deploy/agent.yml"}, &out, &errb); code != 0 {
 		t.Fatalf("deploy/agent.yml: code %d: %s", code, errb.String())
 	}
+	// An explicit insecure listener validates, with a warning.
+	insecure := filepath.Join(t.TempDir(), "insecure.yml")
+	os.WriteFile(insecure, []byte("inputs:\n  - id: f\n    type: forward\n    listen: 0.0.0.0:24224\n    insecure_listen: true\noutputs: [{id: o, type: stdout}]\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"validate", "--config", insecure}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "warning:") || !strings.Contains(errb.String(), "insecure_listen") {
+		t.Fatalf("insecure_listen: code %d, stderr %q", code, errb.String())
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yml")
 	os.WriteFile(bad, []byte("inputs:\n  - id: a\n    type: docker\n    rooot: /x\noutputs:\n  - id: o\n    type: file\nroutes:\n  - match: \"{a\"\n    outputs: [missing]\n"), 0o644)
 	out.Reset()

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,9 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 	}
 	if cfg.PartialTimeout < 0 {
 		return nil, fmt.Errorf("forward input %s: partial_timeout must be positive, got %s", id, cfg.PartialTimeout)
+	}
+	if cfg.InsecureListen {
+		log.Warn("insecure_listen: the forward listener may accept unauthenticated, unencrypted clients from other hosts", "listen", cfg.Listen)
 	}
 	in := &Input{
 		id:         id,
@@ -345,7 +349,29 @@ func (in *Input) listenUnix(path string) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("chmod unix socket: %w", err)
 	}
+	if g := in.cfg.UnixGroup; g != "" {
+		gid, err := lookupGID(g)
+		if err == nil {
+			err = os.Chown(path, -1, gid)
+		}
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("unix socket group %q: %w", g, err)
+		}
+	}
 	return ln, nil
+}
+
+// lookupGID resolves a group name or numeric gid.
+func lookupGID(g string) (int, error) {
+	if n, err := strconv.Atoi(g); err == nil && n >= 0 {
+		return n, nil
+	}
+	grp, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(grp.Gid)
 }
 
 // accept serves one listener until it is closed.

@@ -13,7 +13,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,5 +233,27 @@ func TestReadyFast(t *testing.T) {
 	c.Close()
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Fatalf("ready after %s", d)
+	}
+}
+
+// TestUnixSocketDefaultModeAndGroup: with no unix_mode the socket is 0660
+// (not world-writable), and unix_group (a name or a gid) sets its group.
+func TestUnixSocketDefaultModeAndGroup(t *testing.T) {
+	gid := os.Getgid()
+	for _, group := range []string{"", strconv.Itoa(gid)} {
+		path := filepath.Join(t.TempDir(), "fluent.sock")
+		s := startServer(t, config.ForwardInput{Unix: path, UnixGroup: group}, nil)
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != 0o660 {
+			t.Fatalf("group %q: socket %v mode %v, want 0660", group, err, fi.Mode())
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != gid {
+			t.Fatalf("group %q: socket gid %d, want %d", group, st.Gid, gid)
+		}
+		s.stop()
+	}
+	in, _ := newInput(t, config.ForwardInput{Unix: filepath.Join(t.TempDir(), "x.sock"), UnixGroup: "no-such-group-sluice"}, &fakeQueue{})
+	if err := in.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "no-such-group-sluice") {
+		t.Fatalf("unknown group: %v", err)
 	}
 }
