@@ -95,6 +95,11 @@
 //     lost, and counted (as an estimate from its last known size).
 //   - A line split across a rotation (its chunks in two files) is emitted
 //     as two lines.
+//   - Only regular files under the root are read: a <id>-json.log that
+//     is a symlink out of the root (or a FIFO, a device, a symlinked
+//     container directory leading out of it) is refused, logged once and
+//     counted in sluice_input_files_refused_total; a symlinked container
+//     directory is never descended into, even within the root.
 //   - Config.PollInterval keeps its name but is, with inotify working, the
 //     period of the fallback scan divided by ten (see tail).
 package docker

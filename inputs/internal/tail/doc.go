@@ -55,6 +55,21 @@
 //     the core; a joined or single line is cut to MaxLineBytes. Per file,
 //     only pending partial groups (at most MaxLineBytes each, at most 4,
 //     one per stream) are held.
+//   - Only regular files under the allowed roots are read
+//     (Config.AllowedRoots, by default the root alone). A log file that is
+//     a symlink is resolved (filepath.EvalSymlinks) and read only if its
+//     target lies under an allowed root (as /var/log/containers links into
+//     /var/log/pods); else it is refused, reason symlink_outside_root. A
+//     FIFO, device, socket or directory is refused, reason not_regular. The
+//     scan's check and the open cannot be raced apart: the resolved path is
+//     opened with O_NOFOLLOW|O_NONBLOCK (a symlink swapped in is not
+//     followed, a FIFO never blocks the reader), and the descriptor is
+//     fstat-ed and kept only if it is a regular file with the device and
+//     inode the scan checked. Symlinked directories are never descended
+//     into (no loop can hang a scan, no source is seen twice); one leading
+//     out of the allowed roots is refused as symlink_outside_root. Each
+//     refusal is logged and counted once per path, until a full scan no
+//     longer finds it refused.
 //   - Offsets files (<data_dir>/inputs/<id>/offsets.json, format in
 //     checkpoint.go) are written tmp, fsync, rename, fsync of the directory.
 //     An unreadable one is moved aside to offsets.json.bad and every file is
@@ -128,8 +143,10 @@
 // With the label input="<id>": sluice_input_lines_total (physical lines),
 // sluice_input_bytes_total, sluice_input_parse_errors_total,
 // sluice_input_truncated_lines_total, sluice_input_partial_joins_total,
-// sluice_input_rotations_total, sluice_input_files_lost_bytes_total and the
-// gauge sluice_input_files_tracked (open files).
+// sluice_input_rotations_total, sluice_input_files_lost_bytes_total,
+// sluice_input_files_refused_total (with reason="symlink_outside_root" or
+// "not_regular"; see the invariants) and the gauge
+// sluice_input_files_tracked (open files).
 //
 // # Known limitations
 //

@@ -1,6 +1,7 @@
 package tail
 
 import (
+	"errors"
 	"os"
 	"slices"
 	"time"
@@ -106,8 +107,11 @@ func (t *Tail) replaced(f *file, cd *candidate) bool {
 // matchByFingerprint (step 3) opens cd, reads its head and attaches it to
 // the best-matching file of s, or to a new file.
 func (t *Tail) matchByFingerprint(s *source, cd *candidate) {
-	fd, err := os.Open(cd.path)
+	fd, err := openRegular(cd.open, cd.dev, cd.ino)
 	if err != nil {
+		if errors.Is(err, errNotRegular) {
+			t.refuse(cd.path, reasonNotRegular) // replaced since the scan's check
+		}
 		t.log.Debug("open", "path", cd.path, "err", err)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 // candidate is a log file found by a scan.
 type candidate struct {
 	path     string
+	open     string // path with its symlinks resolved: what is opened
 	live     bool
 	rank     int
 	dev, ino uint64
@@ -29,7 +30,10 @@ type candidate struct {
 func (t *Tail) scan(now time.Time) {
 	t.fullScan = false
 	t.watch.degraded = t.watch.fsn == nil
+	t.refuseGen++
+	t.resolveRoots()
 	t.scanTree("", now)
+	t.pruneRefused()
 	if t.watch.fsn != nil && !t.watch.dirs[t.root] {
 		t.watch.degraded = true // no root yet: only scans will find it
 	}
@@ -45,6 +49,9 @@ func (t *Tail) scanPending(now time.Time) {
 	t.rescan = false
 	for rel := range t.pending {
 		delete(t.pending, rel)
+		if !t.realDirs(rel) {
+			continue // a symlinked directory: never descended into
+		}
 		if depthOf(rel) == t.depth {
 			t.scanSource(rel, now)
 		} else {
@@ -101,6 +108,8 @@ func (t *Tail) walk(rel string, depth int, now time.Time) {
 	for _, e := range ents {
 		if e.IsDir() {
 			t.walk(join(rel, e.Name()), depth+1, now)
+		} else if e.Type()&fs.ModeSymlink != 0 {
+			t.checkDirLink(filepath.Join(dir, e.Name()))
 		}
 	}
 }
@@ -151,13 +160,13 @@ func (t *Tail) listLogs(dst []candidate, dir string) []candidate {
 	t.logs = t.layout.Logs(t.logs[:0], t.names)
 	for _, lg := range t.logs {
 		path := filepath.Join(dir, lg.Name)
-		fi, err := os.Stat(path)
-		if err != nil || !fi.Mode().IsRegular() {
+		open, fi, ok := t.checkLog(path)
+		if !ok {
 			continue
 		}
 		dev, ino := fileID(fi)
 		dst = append(dst, candidate{
-			path: path, live: lg.Rank == 0, rank: lg.Rank, dev: dev, ino: ino,
+			path: path, open: open, live: lg.Rank == 0, rank: lg.Rank, dev: dev, ino: ino,
 			size: fi.Size(), mod: fi.ModTime(),
 		})
 	}

@@ -38,9 +38,13 @@ var ErrRunTwice = errors.New("tail: Run called twice")
 type Config struct {
 	// ID is the input's id: the metrics label input="<ID>" and the state
 	// directory <DataDir>/inputs/<ID>/.
-	ID      string
-	Root    string
-	DataDir string
+	ID   string
+	Root string
+	// AllowedRoots are the directories a log file's symlink may lead into
+	// (resolved with filepath.EvalSymlinks); nil means Root alone. A
+	// symlink whose target lies elsewhere is refused (see the package doc).
+	AllowedRoots []string
+	DataDir      string
 	// MaxLineBytes cuts longer (joined) lines.
 	MaxLineBytes int
 	// PollInterval is how often the whole tree is scanned (ten times less
@@ -110,6 +114,10 @@ type Tail struct {
 	warnTrunc      limiter
 	warnRead       limiter
 	warnFlush      limiter
+	allowed        []string           // Config.AllowedRoots, cleaned
+	resolved       []string           // allowed with their symlinks resolved, per full scan
+	refused        map[string]refusal // refused paths, logged and counted once
+	refuseGen      uint64             // full scans made
 
 	// mu guards file.saved, the sources map and source.files against the
 	// checkpoint goroutine; gen counts published changes.
@@ -123,6 +131,7 @@ type Tail struct {
 
 type tailMetrics struct {
 	lines, bytes, parseErrors, truncated, joins, rotations, lost *metrics.Counter
+	refusedOutside, refusedNotRegular                            *metrics.Counter
 	files                                                        *metrics.Gauge
 }
 
@@ -149,7 +158,17 @@ func New(cfg Config, r *pipeline.Router) (*Tail, error) {
 		pending:    make(map[string]struct{}),
 		seen:       make(map[*source]bool),
 		buf:        make([]byte, readBufSize),
+		refused:    make(map[string]refusal),
 	}
+	for _, r := range cfg.AllowedRoots {
+		if r != "" {
+			t.allowed = append(t.allowed, filepath.Clean(r))
+		}
+	}
+	if len(t.allowed) == 0 {
+		t.allowed = []string{t.root}
+	}
+	t.resolveRoots()
 	t.rootSlash = t.root
 	if !strings.HasSuffix(t.rootSlash, string(filepath.Separator)) {
 		t.rootSlash += string(filepath.Separator)
@@ -198,6 +217,10 @@ func newMetrics(set *metrics.Set, id string) tailMetrics {
 		rotations:   set.GetOrCreateCounter("sluice_input_rotations_total" + lbl),
 		lost:        set.GetOrCreateCounter("sluice_input_files_lost_bytes_total" + lbl),
 		files:       set.GetOrCreateGauge("sluice_input_files_tracked"+lbl, nil),
+		refusedOutside: set.GetOrCreateCounter(
+			fmt.Sprintf(`sluice_input_files_refused_total{input=%q,reason=%q}`, id, reasonOutside)),
+		refusedNotRegular: set.GetOrCreateCounter(
+			fmt.Sprintf(`sluice_input_files_refused_total{input=%q,reason=%q}`, id, reasonNotRegular)),
 	}
 }
 
