@@ -70,7 +70,7 @@ func TestTypes(t *testing.T) {
 		"buffer.max_bytes", "default 1GiB",
 		"root", "default /var/lib/docker/containers",
 		"servers[].weight", "default 60",
-		"unix_mode", "default 0666",
+		"unix_mode", "default 0660",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
