@@ -69,12 +69,12 @@ type Queue struct {
 	// Durability. epoch counts changes that need an fsync; the syncer
 	// captures the dirty flags, fsyncs with mu released, then publishes
 	// syncedEpoch. Only one sync runs at a time (syncing).
-	epoch, syncedEpoch           uint64
+	epoch, syncedEpoch uint64
 	// dataEpoch counts the changes that appended data depends on (writes,
 	// new segments); syncedData is the dataEpoch the last fsync round
 	// covered. SyncTo waits on these: an ack to a client needs its data on
 	// disk, not the ack position (which only saves duplicates).
-	dataEpoch, syncedData uint64
+	dataEpoch, syncedData        uint64
 	syncing                      bool
 	syncRounds                   int // fsync rounds done, for tests
 	segDirty, ackDirty, dirDirty bool
