@@ -356,25 +356,24 @@ func find(units []*unit, kind, id string) (*unit, error) {
 }
 
 func (a *Agent) stop(units []*unit, kind, id string) error {
-	u, err := find(units, kind, id)
-	if err != nil {
-		return err
-	}
-	a.op.Lock()
-	defer a.op.Unlock()
-	if !a.running {
-		return errNotRunning
-	}
-	if err := a.sup.stop(u.ref); err != nil {
-		if errors.Is(err, errNotStarted) {
-			return fmt.Errorf("%s is not running", u.ref)
+	return a.withUnit(units, kind, id, func(u *unit) error {
+		if err := a.sup.stop(u.ref); err != nil {
+			if errors.Is(err, errNotStarted) {
+				return fmt.Errorf("%s is not running", u.ref)
+			}
+			return err
 		}
-		return err
-	}
-	return nil
+		return nil
+	})
 }
 
 func (a *Agent) start(units []*unit, kind, id string) error {
+	return a.withUnit(units, kind, id, a.startLocked)
+}
+
+// withUnit runs fn on the unit kind/id under the op lock, while the Agent
+// runs.
+func (a *Agent) withUnit(units []*unit, kind, id string, fn func(*unit) error) error {
 	u, err := find(units, kind, id)
 	if err != nil {
 		return err
@@ -384,7 +383,7 @@ func (a *Agent) start(units []*unit, kind, id string) error {
 	if !a.running {
 		return errNotRunning
 	}
-	return a.startLocked(u)
+	return fn(u)
 }
 
 // WriteMetrics writes, in Prometheus text format, the Agent's routing
