@@ -398,8 +398,9 @@ func (in *Input) accept(ctx context.Context, ln net.Listener, wg *sync.WaitGroup
 		}
 		if len(in.conns) >= in.cfg.MaxConnections {
 			in.mu.Unlock()
-			nc.Close()
+			// Count before closing: a client that sees the close may read the counter.
 			in.m.limitConnections.Inc()
+			nc.Close()
 			if ok, n := in.rejectLog.allow(); ok {
 				in.log.Warn("connection refused: max_connections reached", "max_connections", in.cfg.MaxConnections,
 					"remote", remoteAddr(nc), "also_refused_since_last_log", n)
