@@ -24,9 +24,16 @@
 //     valid slot wins. It is written on every advance and fsynced per the
 //     fsync policy. Acks may arrive out of order; they are kept in memory
 //     until the prefix reaches them.
+//   - An output settles each chunk it read (Settle): delivered (Ack),
+//     partly dead-lettered, or dropped (Discard), each counted apart; only
+//     a fully delivered chunk counts as acked. "Acked" below means settled.
 //   - A segment file is deleted only when every chunk in it is acked, or by
 //     the DropOldest overflow policy (counted and logged). The active
-//     segment is never dropped. MaxBytes counts segment file sizes and must
+//     segment is never dropped. DropOldest first deletes the oldest
+//     segments holding no chunk in flight (read by Next, not settled), so a
+//     batching output does not lose the chunks it is building a request or
+//     object from; only when that cannot make room are segments with
+//     chunks in flight dropped too (logged at error level). MaxBytes counts segment file sizes and must
 //     hold at least two segments.
 //   - After a restart, reading resumes at the persisted ack position:
 //     every chunk not acked (durably) is delivered again. Delivery is at

@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -141,7 +142,9 @@ type Stats struct {
 	InFlight      int // chunks returned by Next and not yet acked
 
 	AppendedChunks, AppendedEvents, AppendedBytes int64 // bytes: entries bytes
-	AckedChunks                                   int64
+	AckedChunks                                   int64 // settled with every event delivered
+	DeliveredEvents                               int64
+	DeadLetteredChunks, DeadLetteredEvents        int64 // settled with events in the dead-letter queue
 	DroppedChunks, DroppedEvents, DroppedBytes    int64 // by the DropOldest policy
 	DiscardedChunks, DiscardedEvents              int64 // given up on by the output (Discard)
 	CorruptChunks                                 int64 // damaged regions skipped or truncated
@@ -152,6 +155,7 @@ type Stats struct {
 type queueMetrics struct {
 	appendedChunks, appendedEvents, appendedBytes *metrics.Counter
 	ackedChunks                                   *metrics.Counter
+	delivered, deadLettered, droppedBySettle      *metrics.Counter // sluice_buffer_settled_events_total{status}
 	droppedChunks, droppedEvents, droppedBytes    *metrics.Counter
 	corrupt, badSegments, truncatedBytes          *metrics.Counter
 	bytes, pending                                *metrics.Gauge
@@ -165,18 +169,21 @@ func newQueueMetrics(set *metrics.Set, name string) queueMetrics {
 		return set.GetOrCreateGauge(fmt.Sprintf("%s{output=%q}", metric, name), nil)
 	}
 	return queueMetrics{
-		appendedChunks: c("sluice_buffer_appended_chunks_total"),
-		appendedEvents: c("sluice_buffer_appended_events_total"),
-		appendedBytes:  c("sluice_buffer_appended_bytes_total"),
-		ackedChunks:    c("sluice_buffer_acked_chunks_total"),
-		droppedChunks:  c("sluice_buffer_dropped_chunks_total"),
-		droppedEvents:  c("sluice_buffer_dropped_events_total"),
-		droppedBytes:   c("sluice_buffer_dropped_bytes_total"),
-		corrupt:        c("sluice_buffer_corrupt_chunks_total"),
-		badSegments:    c("sluice_buffer_bad_segments_total"),
-		truncatedBytes: c("sluice_buffer_truncated_bytes_total"),
-		bytes:          g("sluice_buffer_bytes"),
-		pending:        g("sluice_buffer_pending_chunks"),
+		appendedChunks:  c("sluice_buffer_appended_chunks_total"),
+		appendedEvents:  c("sluice_buffer_appended_events_total"),
+		appendedBytes:   c("sluice_buffer_appended_bytes_total"),
+		ackedChunks:     c("sluice_buffer_acked_chunks_total"),
+		delivered:       set.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_settled_events_total{output=%q,status="delivered"}`, name)),
+		deadLettered:    set.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_settled_events_total{output=%q,status="dead_lettered"}`, name)),
+		droppedBySettle: set.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_settled_events_total{output=%q,status="dropped"}`, name)),
+		droppedChunks:   c("sluice_buffer_dropped_chunks_total"),
+		droppedEvents:   c("sluice_buffer_dropped_events_total"),
+		droppedBytes:    c("sluice_buffer_dropped_bytes_total"),
+		corrupt:         c("sluice_buffer_corrupt_chunks_total"),
+		badSegments:     c("sluice_buffer_bad_segments_total"),
+		truncatedBytes:  c("sluice_buffer_truncated_bytes_total"),
+		bytes:           g("sluice_buffer_bytes"),
+		pending:         g("sluice_buffer_pending_chunks"),
 	}
 }
 
@@ -329,45 +336,57 @@ func (q *Queue) rotateLocked() error {
 	return nil
 }
 
-// dropLocked deletes the oldest segments until need more bytes fit, never
-// the active one. Unacked chunks in them are counted as dropped, and the
-// consumer's cursors move past them.
+// dropLocked deletes old segments until need more bytes fit, never the
+// active one. It first deletes, oldest first, the segments that hold no
+// chunk in flight (handed out by Next and not settled): an output that
+// holds chunks for minutes (batching into one request or object) does not
+// have them deleted under it, and they stay on disk until it settles them.
+// Only if that cannot make room does it delete segments with chunks in
+// flight too, oldest first: those chunks are counted as dropped and their
+// later settlement is ignored. Outputs bound what they hold in flight far
+// below MaxBytes, so the second pass is a last resort. Unacked chunks in
+// deleted segments are counted as dropped, and the consumer's cursors move
+// past them.
 func (q *Queue) dropLocked(need int64) {
-	var chunks, events, bytes int64
-	var nseg int
-	var first, last uint64
-	for q.total+need > q.opts.MaxBytes && len(q.segs) > 1 {
-		s := q.removeOldestLocked()
-		if nseg == 0 {
-			first = s.seq
+	var chunks, events, bytes, inflightDropped int64
+	var segs []uint64
+	busy := q.busySegmentsLocked()
+	for pass := 0; pass < 2 && q.total+need > q.opts.MaxBytes; pass++ {
+		for i := 0; i < len(q.segs)-1 && q.total+need > q.opts.MaxBytes; {
+			s := q.segs[i]
+			if pass == 0 && slices.Contains(busy, s.seq) {
+				i++
+				continue
+			}
+			q.removeSegmentLocked(i)
+			segs = append(segs, s.seq)
+			chunks += s.chunks
+			events += s.events
+			bytes += s.bytes
+			if pass == 1 {
+				inflightDropped += q.dropInflightLocked(s.seq)
+			}
 		}
-		last = s.seq
-		nseg++
-		chunks += s.chunks
-		events += s.events
-		bytes += s.bytes
 	}
-	if nseg == 0 {
+	if len(segs) == 0 {
 		return
 	}
 	q.pending -= chunks
 	q.pendingEvents -= events
-	i := q.head
-	for i < len(q.inflight) && q.inflight[i].id.Segment <= last {
-		i++
-	}
-	q.head = i
 	moved := false
-	if q.ackPos.Segment <= last {
-		q.ackPos = ID{Segment: q.segs[0].seq}
+	if !q.hasSegmentLocked(q.ackPos.Segment) {
+		// The segment holding the ack position is gone: every chunk before
+		// the next kept segment is settled or dropped.
+		i, _ := slices.BinarySearchFunc(q.segs, q.ackPos.Segment, func(s *segment, seq uint64) int { return cmp.Compare(s.seq, seq) })
+		q.ackPos = ID{Segment: q.segs[i].seq} // i < len: the active segment is never dropped
+		for q.head < len(q.inflight) && q.inflight[q.head].id.compare(q.ackPos) < 0 {
+			q.head++ // settled (pass 0) or just dropped (pass 1)
+		}
 		moved = true
 	}
 	// Chunks after the dropped ones may already be acked (out of order):
 	// the acked prefix now starts with them.
 	q.advanceAckedLocked(moved)
-	if q.readPos.Segment <= last {
-		q.readPos = ID{Segment: q.segs[0].seq}
-	}
 	q.cursorGen++
 	q.stats.DroppedChunks += chunks
 	q.stats.DroppedEvents += events
@@ -375,17 +394,52 @@ func (q *Queue) dropLocked(need int64) {
 	q.m.droppedChunks.AddInt64(chunks)
 	q.m.droppedEvents.AddInt64(events)
 	q.m.droppedBytes.AddInt64(bytes)
-	q.log.Warn("buffer: full; dropped oldest segments", "segments", nseg, "first", first, "last", last,
+	if inflightDropped > 0 {
+		q.log.Error("buffer: full and every older segment is in flight; dropped chunks an output was sending",
+			"chunks_in_flight", inflightDropped, "max_bytes", q.opts.MaxBytes)
+	}
+	q.log.Warn("buffer: full; dropped old segments", "segments", len(segs), "first", segs[0], "last", segs[len(segs)-1],
 		"chunks", chunks, "events", events, "bytes", bytes, "max_bytes", q.opts.MaxBytes)
 	q.notifyAckLocked()
 	q.gaugesLocked()
 }
 
-// removeOldestLocked deletes the oldest segment file. The caller accounts
-// for its pending chunks.
-func (q *Queue) removeOldestLocked() *segment {
-	s := q.segs[0]
-	q.segs = slices.Delete(q.segs, 0, 1)
+// busySegmentsLocked returns the sequence numbers of the segments that
+// hold a chunk in flight, ascending.
+func (q *Queue) busySegmentsLocked() []uint64 {
+	var busy []uint64
+	for i := q.head; i < len(q.inflight); i++ {
+		if e := &q.inflight[i]; !e.acked && (len(busy) == 0 || busy[len(busy)-1] != e.id.Segment) {
+			busy = append(busy, e.id.Segment)
+		}
+	}
+	return busy
+}
+
+// dropInflightLocked marks the unsettled in-flight chunks of segment seq
+// settled (they were deleted with it) and returns how many there were. Their
+// counts are already part of the segment's, which the caller accounts.
+func (q *Queue) dropInflightLocked(seq uint64) int64 {
+	var n int64
+	for i := q.head; i < len(q.inflight); i++ {
+		if e := &q.inflight[i]; e.id.Segment == seq && !e.acked {
+			e.acked = true
+			n++
+		}
+	}
+	return n
+}
+
+func (q *Queue) hasSegmentLocked(seq uint64) bool {
+	_, ok := slices.BinarySearchFunc(q.segs, seq, func(s *segment, seq uint64) int { return cmp.Compare(s.seq, seq) })
+	return ok
+}
+
+// removeSegmentLocked deletes the segment file q.segs[i]. The caller
+// accounts for its pending chunks.
+func (q *Queue) removeSegmentLocked(i int) *segment {
+	s := q.segs[i]
+	q.segs = slices.Delete(q.segs, i, i+1)
 	q.total -= s.size
 	if q.rf != nil && q.rfSeq == s.seq {
 		q.rf.Close() // read-only handle: nothing to lose
@@ -412,7 +466,7 @@ func (q *Queue) collectLocked() bool {
 		if s.seq >= q.ackPos.Segment && !atEnd {
 			break
 		}
-		q.removeOldestLocked()
+		q.removeSegmentLocked(0)
 		q.pending -= s.chunks // zero unless the accounting is wrong
 		q.pendingEvents -= s.events
 		if atEnd {

@@ -77,9 +77,8 @@ func TestDropOldest(t *testing.T) {
 	opts := Options{Name: "out", SegmentBytes: 200, MaxBytes: 400, Metrics: set}
 	q := mustOpen(t, t.TempDir(), opts)
 	appendRange(t, q, 0, 6) // segments 1 and 2 full: 354 bytes
-	// Chunk 0 acked, chunk 1 in flight, chunk 2 unread.
-	c0, c1 := next(t, q), next(t, q)
-	q.Ack(c0.ID)
+	// Chunk 0 acked, chunks 1 and 2 unread.
+	q.Ack(next(t, q).ID)
 	appendRange(t, q, 6, 7) // segment 3 starts; 413 > 400 drops segment 1
 	st := q.Stats()
 	wantEvents := int64(testCount(1) + testCount(2))
@@ -103,10 +102,6 @@ func TestDropOldest(t *testing.T) {
 	if got := set.GetOrCreateGauge(`sluice_buffer_pending_chunks{output="out"}`, nil).Get(); got != 4 {
 		t.Errorf("pending gauge = %v", got)
 	}
-	q.Ack(c1.ID) // dropped: ignored
-	if st := q.Stats(); st.AckedChunks != 1 || st.Pending != 4 {
-		t.Fatalf("ack of dropped chunk counted: %+v", st)
-	}
 	if got, _ := drain(t, q); !equalInts(got, seq(3, 7)) {
 		t.Fatalf("after drop read %v", got)
 	}
@@ -115,6 +110,66 @@ func TestDropOldest(t *testing.T) {
 	q.Close()
 	q = mustOpen(t, dir, opts)
 	if got, _ := drain(t, q); !equalInts(got, seq(3, 7)) {
+		t.Fatalf("after reopen read %v", got)
+	}
+}
+
+// TestDropOldestSkipsInFlight: drop_oldest does not delete a chunk an output
+// holds (read and not settled): it deletes the oldest segment without one,
+// and the held chunk is still acked (and counted) normally.
+func TestDropOldestSkipsInFlight(t *testing.T) {
+	opts := Options{Name: "out", SegmentBytes: 200, MaxBytes: 400}
+	q := mustOpen(t, t.TempDir(), opts)
+	appendRange(t, q, 0, 6) // segment 1: chunks 0-2, segment 2: chunks 3-5
+	q.Ack(next(t, q).ID)
+	c1 := next(t, q) // in flight, say in an S3 object being built
+	appendRange(t, q, 6, 7)
+	st := q.Stats()
+	wantEvents := int64(testCount(3) + testCount(4) + testCount(5))
+	if st.DroppedChunks != 3 || st.DroppedEvents != wantEvents || st.Pending != 3 || st.InFlight != 1 {
+		t.Fatalf("dropped %+v", st)
+	}
+	q.Ack(c1.ID)
+	if st := q.Stats(); st.AckedChunks != 2 || st.Pending != 2 {
+		t.Fatalf("ack of the held chunk: %+v", st)
+	}
+	if got, _ := drain(t, q); !equalInts(got, []int{2, 6}) {
+		t.Fatalf("after drop read %v", got)
+	}
+	dir := q.dir
+	q.Close()
+	q = mustOpen(t, dir, opts)
+	if got, _ := drain(t, q); !equalInts(got, []int{2, 6}) {
+		t.Fatalf("after reopen read %v", got)
+	}
+}
+
+// TestDropOldestInFlightLastResort: when every older segment holds chunks
+// in flight, the oldest is dropped anyway (counted); its acks are ignored
+// and the queue goes on.
+func TestDropOldestInFlightLastResort(t *testing.T) {
+	opts := Options{Name: "out", SegmentBytes: 200, MaxBytes: 400}
+	q := mustOpen(t, t.TempDir(), opts)
+	appendRange(t, q, 0, 6)
+	var held []Chunk
+	for range 6 {
+		held = append(held, next(t, q))
+	}
+	appendRange(t, q, 6, 7)
+	st := q.Stats()
+	if st.DroppedChunks != 3 || st.Pending != 4 || st.InFlight != 3 {
+		t.Fatalf("dropped %+v", st)
+	}
+	for _, c := range held {
+		q.Ack(c.ID)
+	}
+	if st := q.Stats(); st.AckedChunks != 3 || st.Pending != 1 || st.Segments != 1 {
+		t.Fatalf("after acks %+v", st)
+	}
+	dir := q.dir
+	q.Close()
+	q = mustOpen(t, dir, opts)
+	if got, _ := drain(t, q); !equalInts(got, []int{6}) {
 		t.Fatalf("after reopen read %v", got)
 	}
 }
@@ -358,6 +413,36 @@ func TestDiscardCountsApart(t *testing.T) {
 	} {
 		if !strings.Contains(sb.String(), want) {
 			t.Errorf("metrics lack %s:\n%s", want, sb.String())
+		}
+	}
+}
+
+// TestSettleCounts: each way of settling a chunk counts where it belongs,
+// and only fully delivered chunks count as acked.
+func TestSettleCounts(t *testing.T) {
+	set := metrics.NewSet()
+	q := mustOpen(t, t.TempDir(), Options{Name: "o", Metrics: set})
+	appendRange(t, q, 0, 3)
+	a, b, c := next(t, q), next(t, q), next(t, q)
+	q.Settle(a.ID, Settlement{})
+	q.Settle(b.ID, Settlement{DeadLettered: 1, Reason: "rejected"})
+	q.Settle(c.ID, Settlement{DeadLettered: 1, Dropped: 1, Reason: "max_retries"})
+	q.Settle(c.ID, Settlement{}) // settled: ignored
+	st := q.Stats()
+	delivered := int64(a.Count + b.Count - 1 + c.Count - 2)
+	if st.AckedChunks != 1 || st.DeadLetteredChunks != 1 || st.DiscardedChunks != 1 || st.Pending != 0 ||
+		st.DeliveredEvents != delivered || st.DeadLetteredEvents != 2 || st.DiscardedEvents != 1 {
+		t.Fatalf("%+v", st)
+	}
+	for name, want := range map[string]uint64{
+		`sluice_buffer_acked_chunks_total{output="o"}`:                           1,
+		`sluice_buffer_settled_events_total{output="o",status="delivered"}`:     uint64(delivered),
+		`sluice_buffer_settled_events_total{output="o",status="dead_lettered"}`: 2,
+		`sluice_buffer_settled_events_total{output="o",status="dropped"}`:       1,
+		`sluice_buffer_discarded_events_total{output="o",reason="max_retries"}`: 1,
+	} {
+		if got := set.GetOrCreateCounter(name).Get(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
 		}
 	}
 }

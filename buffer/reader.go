@@ -253,33 +253,44 @@ func resyncFile(f *os.File, from, limit int64) int64 {
 	return -1
 }
 
-// Ack marks the chunk id as delivered. The ack position advances over the
-// contiguous acked prefix and is persisted (fsynced at once with
-// FsyncAlways, else by Run); fully acked segments are deleted. Acks may
-// come in any order and from any goroutine. Acks for unknown ids (already
-// acked, dropped by overflow, or from before a restart) are ignored.
-func (q *Queue) Ack(id ID) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	i, ok := q.findInflightLocked(id)
-	if !ok {
-		return
-	}
-	q.stats.AckedChunks++
-	q.m.ackedChunks.Inc()
-	if q.settleLocked(i) && q.opts.FsyncAlways {
-		_ = q.syncLocked() // logged there; a lost ack position only means duplicates
-	}
-}
+// Ack marks the chunk id as delivered: Settle(id, Settlement{}).
+func (q *Queue) Ack(id ID) { q.Settle(id, Settlement{}) }
 
 // Discard settles the chunk id without delivery: the output gave up on it
-// (for example after max_retries). It leaves the queue like an acked
-// chunk, but is counted apart, by reason, in
-// sluice_buffer_discarded_{chunks,events}_total{output,reason} and in
-// Stats.DiscardedChunks/DiscardedEvents; it never counts as acked.
-// reason must be a short constant (it becomes a label value). Unknown ids
-// are ignored, as for Ack.
+// and kept no copy. It is Settle with every event dropped for reason.
 func (q *Queue) Discard(id ID, reason string) {
+	q.Settle(id, Settlement{Dropped: -1, Reason: reason})
+}
+
+// Settlement says how an output settled a chunk: every event not counted
+// here was delivered.
+type Settlement struct {
+	// DeadLettered events were refused for good by the destination and
+	// stored in the output's dead-letter queue (a durable copy).
+	DeadLettered int
+	// Dropped events were given up without a copy (max_retries without a
+	// dead-letter queue, Discard). -1 means all of the chunk's events.
+	Dropped int
+	// Reason is a short constant label for the dead-lettered or dropped
+	// events, e.g. "max_retries" or "rejected".
+	Reason string
+}
+
+// Settle marks the chunk id done, however it ended. The ack position
+// advances over the contiguous settled prefix and is persisted (fsynced at
+// once with FsyncAlways, else by Run); fully settled segments are deleted.
+// Settles may come in any order and from any goroutine; ones for unknown
+// ids (already settled, dropped by overflow, or from before a restart) are
+// ignored.
+//
+// Counting: a chunk with every event delivered counts as acked
+// (sluice_buffer_acked_chunks_total, Stats.AckedChunks); its events in
+// sluice_buffer_settled_events_total{status="delivered"}. Dead-lettered
+// and dropped events count under status "dead_lettered" and "dropped";
+// a chunk with dropped events also counts in
+// sluice_buffer_discarded_{chunks,events}_total{reason} (Stats.Discarded*),
+// and never as acked.
+func (q *Queue) Settle(id ID, s Settlement) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	i, ok := q.findInflightLocked(id)
@@ -287,12 +298,32 @@ func (q *Queue) Discard(id ID, reason string) {
 		return
 	}
 	n := q.inflight[i].count
-	q.stats.DiscardedChunks++
-	q.stats.DiscardedEvents += int64(n)
-	q.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_discarded_chunks_total{output=%q,reason=%q}`, q.opts.Name, reason)).Inc()
-	q.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_discarded_events_total{output=%q,reason=%q}`, q.opts.Name, reason)).Add(n)
+	if s.Dropped < 0 || s.Dropped > n {
+		s.Dropped = n
+	}
+	s.DeadLettered = min(max(s.DeadLettered, 0), n-s.Dropped)
+	delivered := n - s.Dropped - s.DeadLettered
+	q.stats.DeliveredEvents += int64(delivered)
+	q.stats.DeadLetteredEvents += int64(s.DeadLettered)
+	q.m.delivered.Add(delivered)
+	if s.DeadLettered > 0 {
+		q.m.deadLettered.Add(s.DeadLettered)
+	}
+	switch {
+	case s.Dropped > 0:
+		q.stats.DiscardedChunks++
+		q.stats.DiscardedEvents += int64(s.Dropped)
+		q.m.droppedBySettle.Add(s.Dropped)
+		q.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_discarded_chunks_total{output=%q,reason=%q}`, q.opts.Name, s.Reason)).Inc()
+		q.opts.Metrics.GetOrCreateCounter(fmt.Sprintf(`sluice_buffer_discarded_events_total{output=%q,reason=%q}`, q.opts.Name, s.Reason)).Add(s.Dropped)
+	case s.DeadLettered > 0:
+		q.stats.DeadLetteredChunks++
+	default:
+		q.stats.AckedChunks++
+		q.m.ackedChunks.Inc()
+	}
 	if q.settleLocked(i) && q.opts.FsyncAlways {
-		_ = q.syncLocked()
+		_ = q.syncLocked() // logged there; a lost ack position only means duplicates
 	}
 }
 
