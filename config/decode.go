@@ -264,6 +264,7 @@ func (d *decoder) output(n *yaml.Node, path string, out *Output) {
 	}
 	out.Line = n.Line
 	out.Buffer = DefaultBuffer()
+	out.Delivery = DefaultDelivery()
 	ps := d.pairs(n, path)
 	d.componentType(ps, path, &out.Type)
 	d.component(n, ps, path, reflect.ValueOf(out).Elem(), out.Type, outputKinds)

@@ -33,8 +33,9 @@ func (o Output) MarshalYAML() (any, error) {
 	common := struct {
 		ID     string `yaml:"id"`
 		Type   string `yaml:"type"`
-		Buffer Buffer `yaml:"buffer"`
-	}{o.ID, o.Type, o.Buffer}
+		Buffer   Buffer   `yaml:"buffer"`
+		Delivery Delivery `yaml:"delivery"`
+	}{o.ID, o.Type, o.Buffer, o.Delivery}
 	return inline(common, o.Spec())
 }
 

@@ -50,6 +50,9 @@ type Output struct {
 	// Buffer is the output's disk queue; every type, stdout included, gets
 	// the defaults of Buffer for the keys not set.
 	Buffer Buffer `yaml:"buffer"`
+	// Delivery is the batching, retry and dead-letter settings of outputs
+	// built on the delivery engine; zero fields take the type's defaults.
+	Delivery Delivery `yaml:"delivery"`
 
 	Forward *ForwardOutput `yaml:"-" type:"forward" doc:"Forward protocol client (acks, gzip, TLS, handshake, failover)"`
 	File    *FileOutput    `yaml:"-" type:"file" doc:"JSON lines appended to a file, fsynced before each ack"`

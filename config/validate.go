@@ -92,6 +92,7 @@ func validate(c *Config, lines map[string]int, raw map[string]string) Errors {
 		p := fmt.Sprintf("outputs[%d]", i)
 		v.id(p+".id", o.ID, outIDs)
 		v.buffer(p+".buffer", &o.Buffer)
+		v.delivery(p+".delivery", &o.Delivery, &o.Buffer)
 		v.section(p, "output", o.Type, reflect.ValueOf(o).Elem(), outputKinds)
 	}
 

@@ -198,3 +198,18 @@ func readTime(v []byte, nested bool) (ns int64, ok bool) {
 	}
 	return int64(sec)*1e9 + int64(binary.BigEndian.Uint32(d[4:])), true
 }
+
+// NextEntry reads the first entry of a packed entry stream built with
+// AppendEntry, strictly as ForEachEntry does: the time in nanoseconds, the
+// record as a view into entries, and the entry's length n. An entry that is
+// invalid or truncated gives an error wrapping ErrMalformed.
+func NextEntry(entries []byte) (unixNano int64, record []byte, n int, err error) {
+	ns, rec, n, valid, err := readEntry(entries)
+	if err != nil {
+		return 0, nil, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if !valid {
+		return 0, nil, 0, fmt.Errorf("%w: invalid entry", ErrMalformed)
+	}
+	return ns, rec, n, nil
+}
