@@ -435,7 +435,7 @@ func TestSettleCounts(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 	for name, want := range map[string]uint64{
-		`sluice_buffer_acked_chunks_total{output="o"}`:                           1,
+		`sluice_buffer_acked_chunks_total{output="o"}`:                          1,
 		`sluice_buffer_settled_events_total{output="o",status="delivered"}`:     uint64(delivered),
 		`sluice_buffer_settled_events_total{output="o",status="dead_lettered"}`: 2,
 		`sluice_buffer_settled_events_total{output="o",status="dropped"}`:       1,

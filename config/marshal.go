@@ -31,8 +31,8 @@ func (in Input) MarshalYAML() (any, error) {
 // MarshalYAML renders an output with its type's keys inline, as in the file.
 func (o Output) MarshalYAML() (any, error) {
 	common := struct {
-		ID     string `yaml:"id"`
-		Type   string `yaml:"type"`
+		ID       string   `yaml:"id"`
+		Type     string   `yaml:"type"`
 		Buffer   Buffer   `yaml:"buffer"`
 		Delivery Delivery `yaml:"delivery"`
 	}{o.ID, o.Type, o.Buffer, o.Delivery}
