@@ -145,9 +145,9 @@ func New(cfg *config.Config, log *slog.Logger) (_ *Agent, err error) {
 		}
 		a.queues = append(a.queues, &outQueue{id: o.ID, q: q, set: qset})
 		oq = append(oq, pipeline.OutputQueue{ID: o.ID, Queue: q, ChunkBytes: int(o.Buffer.ChunkBytes)})
-		id, l := o.ID, log.With("output", o.ID)
+		id, l, dc := o.ID, log.With("output", o.ID), o.Delivery
 		u := &unit{ref: ref{"output", id}, before: q.Rewind, build: func(set *metrics.Set) (runner, error) {
-			return c.build(env{id: id, dataDir: cfg.DataDir, log: l, metrics: set, queue: q}, spec)
+			return c.build(env{id: id, dataDir: cfg.DataDir, log: l, metrics: set, queue: q, delivery: dc}, spec)
 		}}
 		if err := u.prepare(); err != nil {
 			return nil, fmt.Errorf("output %s: %w", o.ID, err)
@@ -294,6 +294,7 @@ func (a *Agent) shutdown() error {
 	}
 	grace := a.cfg.ShutdownGrace
 	a.log.Info("inputs stopped; draining outputs", "grace", grace.String())
+	a.sup.drain("output")
 	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
 	for _, q := range a.queues {
 		if err := q.q.WaitEmpty(drainCtx); err != nil {

@@ -32,6 +32,9 @@ type env struct {
 	metrics *metrics.Set
 	router  *pipeline.Router // inputs: the current router
 	queue   *buffer.Queue    // outputs: the output's queue
+	// delivery is an output's delivery section (batching, retries, dead
+	// letters) for the outputs built on outputs/internal/delivery.
+	delivery config.Delivery
 }
 
 // constructor builds one component of a type from its settings (the

@@ -52,6 +52,7 @@ type proc struct {
 	done   chan struct{} // closed once Run returned
 	err    error         // Run's result; read after done
 	set    *metrics.Set  // served while the proc is in procs
+	c      runner
 	// Guarded by supervisor.mu.
 	stopping bool // stop was called: the exit is planned
 	reported bool // err went to failed; stop does not return it again
@@ -73,7 +74,7 @@ func (s *supervisor) start(r ref, set *metrics.Set, c runner) error {
 		return fmt.Errorf("%s is already running", r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &proc{cancel: cancel, done: make(chan struct{}), set: set}
+	p := &proc{cancel: cancel, done: make(chan struct{}), set: set, c: c}
 	s.procs[r] = p
 	go func() {
 		err := c.Run(ctx)
@@ -96,6 +97,22 @@ func (s *supervisor) start(r ref, set *metrics.Set, c runner) error {
 		}
 	}()
 	return nil
+}
+
+// drainer is a component that can be told to send what it holds at once
+// (the outputs built on the delivery engine: batches waiting for their
+// flush interval).
+type drainer interface{ Drain() }
+
+// drain calls Drain on every running component of kind that has it.
+func (s *supervisor) drain(kind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for r, p := range s.procs {
+		if d, ok := p.c.(drainer); ok && r.kind == kind {
+			d.Drain()
+		}
+	}
 }
 
 // stop cancels r, waits until its Run returned and drops its metrics set.
