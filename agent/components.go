@@ -69,7 +69,7 @@ var (
 			return fwdout.New(e.id, *c, e.queue, e.log, e.metrics)
 		}),
 		"file": typed(func(e env, c *config.FileOutput) (runner, error) {
-			return file.New(e.id, *c, e.queue, e.log, e.metrics)
+			return file.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
 		}),
 		"stdout": typed(func(e env, _ *config.StdoutOutput) (runner, error) {
 			return stdout.New(e.id, e.queue, e.log, e.metrics), nil

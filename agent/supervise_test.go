@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"net"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -158,8 +159,8 @@ func (ta *testAgent) pending(out string) int64 {
 }
 
 const (
-	outAEvents = `sluice_output_events_total{output="out-a"}`
-	outBEvents = `sluice_output_events_total{output="out-b"}`
+	outAEvents = `sluice_output_sent_events_total{output="out-a"}`
+	outBEvents = `sluice_output_sent_events_total{output="out-b"}`
 	inALines   = `sluice_input_lines_total{input="in-a"}`
 	inBLines   = `sluice_input_lines_total{input="in-b"}`
 	bufA       = `sluice_buffer_appended_events_total{output="out-a"}`
@@ -301,11 +302,18 @@ func TestRouterSwapAppliesToRestartedInput(t *testing.T) {
 	}
 }
 
-// TestComponentFailureStopsAgent: an output that fails by itself (its path
-// is a directory) makes Run shut everything down and return its error.
+// TestComponentFailureStopsAgent: a component that fails by itself (an
+// input whose port is taken) makes Run shut everything down and return its
+// error. (Outputs do not fail by themselves: they retry and keep their data
+// queued.)
 func TestComponentFailureStopsAgent(t *testing.T) {
 	dir := t.TempDir()
-	yml := "data_dir: " + dir + "\ninputs:\n  - {id: in, type: docker, root: " + dir + "/root}\noutputs:\n  - {id: bad, type: file, path: " + dir + "}\n"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	yml := "data_dir: " + dir + "\ninputs:\n  - {id: bad, type: forward, listen: \"" + ln.Addr().String() + "\"}\noutputs:\n  - {id: out, type: file, path: " + dir + "/out.jsonl}\n"
 	cfg, err := config.Parse([]byte(yml), "t.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +329,7 @@ func TestComponentFailureStopsAgent(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after the output failed")
 	}
-	if err == nil || !strings.Contains(err.Error(), "output bad: file output bad: open") {
+	if err == nil || !strings.Contains(err.Error(), "input bad") || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want the output's error", err)
 	}
 	if err := a.Run(context.Background()); err == nil {

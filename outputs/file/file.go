@@ -3,25 +3,29 @@
 //
 //	{"tag":"app.web","time":"2024-01-02T03:04:05.123456789Z","record":{...}}
 //
+// It is built on the delivery engine (outputs/internal/delivery): a batch
+// is up to MaxBatchBytes of lines, written with one write (retried rest
+// only) and one fsync.
+//
 // # Invariants
 //
-//   - A chunk is acknowledged to its queue only after all its lines were
-//     written and, for a regular file, fsynced. A crash in between
-//     re-delivers the chunk (at-least-once: duplicate lines are possible,
-//     losses are not).
-//   - A failed fsync is sticky, as in the buffer: what reached the disk is
-//     unknown, and a later fsync may succeed without the lost pages. Run
-//     then acks nothing more and returns the error; the chunk and every
-//     later one stay in the queue for the next start.
+//   - A chunk is settled only after all its lines were written and, for a
+//     regular file, fsynced. A crash in between re-delivers the chunk
+//     (at-least-once: duplicate lines are possible, losses are not).
+//   - A failed fsync fails the batch: what reached the disk is unknown, so
+//     the file is closed, nothing of the batch is acked, and the engine
+//     writes the whole batch again (reopening the file) after a back-off.
+//     Lines of the failed batch may then appear twice; the earlier,
+//     acknowledged batches were fsynced before their ack.
 //   - A failed write is retried, rest only, with back-off: no torn or
 //     doubled lines within a run.
 //   - An event whose record cannot be transcoded (nested deeper than the
-//     decoder allows, truncated or invalid inside) is skipped alone,
-//     counted in sluice_output_events_skipped_total{output,
-//     reason="undecodable"} and logged at most every 10s; the other events
-//     of its chunk are delivered and the chunk is acked.
-//   - One goroutine (Run) owns the destination, the encode buffer and the
-//     log limiter.
+//     decoder allows, truncated or invalid inside) is refused alone: it goes
+//     to the dead-letter queue with reason "undecodable" (counted in
+//     sluice_output_rejected_events_total); the other events of its chunk
+//     are delivered.
+//   - One worker goroutine (the engine's, Workers is 1) owns the
+//     destination; the engine's loop owns the encoders.
 //
 // # Known limitations
 //
@@ -29,6 +33,8 @@
 //     not as a long-term sink.
 //   - Only regular files are fsynced: a path to a pipe or a device
 //     (/dev/stdout) is written without fsync.
+//   - A crash in the middle of a write can leave a torn last line; the
+//     batch is written again in full after the restart.
 package file
 
 import (
@@ -43,16 +49,13 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/sluice-agent/sluice/buffer"
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/internal/codec/jsonl"
+	"github.com/sluice-agent/sluice/outputs/internal/delivery"
 )
 
-// Source is what the output needs of its queue (*buffer.Queue).
-type Source interface {
-	Next(ctx context.Context) (buffer.Chunk, error)
-	Ack(id buffer.ID)
-}
+// MaxBatchBytes is the size of one batch of lines.
+const MaxBatchBytes = 1 << 20
 
 // destination is the open output file; tests replace it.
 type destination interface {
@@ -61,62 +64,69 @@ type destination interface {
 	Close() error
 }
 
-// skipLogEvery bounds the logs about skipped events.
-const skipLogEvery = 10 * time.Second
-
-// Output writes JSON lines to a file or to an io.Writer. Run must not be
-// called concurrently with itself.
+// Output writes JSON lines to a file or to an io.Writer.
 type Output struct {
 	id   string
-	src  Source
 	path string    // "" when w is set
 	w    io.Writer // stdout variant
 	log  *slog.Logger
 	// open opens path for appending; sync reports whether to fsync it.
 	open func(path string) (f destination, sync bool, err error)
+	eng  *delivery.Engine
 
-	events  *metrics.Counter
-	chunks  *metrics.Counter
-	errs    *metrics.Counter
-	skipped *metrics.Counter
+	errs *metrics.Counter
 
-	// Owned by Run.
-	lastSkipLog time.Time
-	unlogged    int // skipped events not logged yet
+	// Owned by the worker (Send).
+	f     destination
+	fsync bool
 }
 
-// New returns a file output appending to cfg.Path.
-func New(id string, cfg config.FileOutput, src Source, log *slog.Logger, set *metrics.Set) (*Output, error) {
+// New returns a file output appending to cfg.Path. d is the output's
+// delivery section; the dead-letter queue lives under dataDir ("" for
+// none).
+func New(id string, cfg config.FileOutput, d config.Delivery, dataDir string, src delivery.Source, log *slog.Logger, set *metrics.Set) (*Output, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("file output: path is empty")
 	}
-	o := newOutput(id, src, log, set)
+	o := newOutput(id, log, set)
 	o.path = cfg.Path
 	o.open = openFile
-	return o, nil
+	return o, o.engine(d, dataDir, src, set)
 }
 
-// NewWriter returns an output writing to w (the stdout output).
-func NewWriter(id string, w io.Writer, src Source, log *slog.Logger, set *metrics.Set) *Output {
-	o := newOutput(id, src, log, set)
+// NewWriter returns an output writing to w (the stdout output), without a
+// dead-letter queue.
+func NewWriter(id string, w io.Writer, src delivery.Source, log *slog.Logger, set *metrics.Set) *Output {
+	o := newOutput(id, log, set)
 	o.w = w
+	if err := o.engine(config.Delivery{}, "", src, set); err != nil {
+		panic(err) // unreachable: the defaults are valid
+	}
 	return o
 }
 
-func newOutput(id string, src Source, log *slog.Logger, set *metrics.Set) *Output {
+func newOutput(id string, log *slog.Logger, set *metrics.Set) *Output {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	return &Output{id: id, log: log}
+}
+
+func (o *Output) engine(d config.Delivery, dataDir string, src delivery.Source, set *metrics.Set) error {
 	if set == nil {
 		set = metrics.NewSet()
 	}
-	return &Output{
-		id: id, src: src, log: log,
-		events:  set.GetOrCreateCounter(fmt.Sprintf(`sluice_output_events_total{output=%q}`, id)),
-		chunks:  set.GetOrCreateCounter(fmt.Sprintf(`sluice_output_chunks_total{output=%q}`, id)),
-		errs:    set.GetOrCreateCounter(fmt.Sprintf(`sluice_output_errors_total{output=%q}`, id)),
-		skipped: set.GetOrCreateCounter(fmt.Sprintf(`sluice_output_events_skipped_total{output=%q,reason="undecodable"}`, id)),
+	o.errs = set.GetOrCreateCounter(fmt.Sprintf(`sluice_output_errors_total{output=%q}`, o.id))
+	if d.Workers > 1 {
+		return fmt.Errorf("file output %s: delivery.workers: one file is written by one worker, got %d", o.id, d.Workers)
 	}
+	opts := delivery.FromConfig(o.id, dataDir, d, delivery.Defaults{Workers: 1, FlushInterval: 100 * time.Millisecond}, o.log, set)
+	eng, err := delivery.New(src, o, opts)
+	if err != nil {
+		return fmt.Errorf("file output %s: %w", o.id, err)
+	}
+	o.eng = eng
+	return nil
 }
 
 func openFile(path string) (destination, bool, error) {
@@ -135,58 +145,69 @@ func openFile(path string) (destination, bool, error) {
 	return f, st.Mode().IsRegular(), nil
 }
 
-// errStopped reports that ctx ended before a chunk was written in full.
-var errStopped = errors.New("stopped")
-
-// Run delivers chunks until ctx is done, then returns nil. It returns an
-// error when the queue fails or an fsync fails (see the package doc); the
-// unacked chunks stay in the queue.
+// Run delivers chunks until ctx is done, then returns nil once every
+// goroutine it started has exited; unsettled chunks stay in the queue.
 func (o *Output) Run(ctx context.Context) error {
-	w := o.w
-	var sync func() error // nil: nothing to fsync
-	if o.path != "" {
-		f, fsync, err := o.open(o.path)
-		if err != nil {
-			return fmt.Errorf("file output %s: open: %w", o.id, err)
+	defer func() {
+		if o.f != nil {
+			o.f.Close()
+			o.f = nil
 		}
-		defer f.Close()
-		w = f
-		if fsync {
-			sync = f.Sync
-		}
+	}()
+	return o.eng.Run(ctx)
+}
+
+// Drain sends what the engine holds at once (shutdown).
+func (o *Output) Drain() { o.eng.Drain() }
+
+// encoder is a batch of JSON lines.
+type encoder struct {
+	buf []byte
+	n   int
+}
+
+func (e *encoder) Add(ev *delivery.Event) error {
+	start := len(e.buf)
+	buf, err := jsonl.AppendLine(e.buf, ev.Tag, ev.Time, ev.Record)
+	if err != nil {
+		return delivery.Reject("undecodable", "%v", err)
 	}
-	var line []byte
-	// A queue fed without pause always has a chunk ready: check ctx first.
-	for ctx.Err() == nil {
-		c, err := o.src.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("file output %s: next chunk: %w", o.id, err)
-		}
-		var n int
-		line, n, err = jsonl.AppendChunk(line[:0], c.Tag, c.Entries)
-		if err != nil {
-			o.skip(c, c.Count-n, err)
-		}
-		switch err := o.write(ctx, w, sync, line); {
-		case errors.Is(err, errStopped):
-			return nil // the chunk stays unacked in the queue
-		case err != nil:
-			return err
-		}
-		o.events.Add(n)
-		o.chunks.Inc()
-		o.src.Ack(c.ID)
+	if len(buf) > MaxBatchBytes && e.n > 0 {
+		e.buf = buf[:start]
+		return delivery.ErrFull
 	}
+	e.buf = buf
+	e.n++
 	return nil
 }
 
-// write writes line in full, retrying a failed write (the rest only) with
-// back-off, then calls sync if not nil. It returns errStopped if ctx ends
-// during a back-off, and the fsync error, which is final.
-func (o *Output) write(ctx context.Context, w io.Writer, sync func() error, line []byte) error {
+func (e *encoder) Full() bool { return len(e.buf) >= MaxBatchBytes }
+func (e *encoder) Len() int   { return e.n }
+func (e *encoder) Bytes() int { return len(e.buf) }
+func (e *encoder) Reset()     { e.buf, e.n = e.buf[:0], 0 }
+
+// NewEncoder implements delivery.Sink.
+func (o *Output) NewEncoder() delivery.Encoder { return &encoder{} }
+
+// Send implements delivery.Sink: it writes the batch in full, retrying a
+// failed write (the rest only) with back-off, then fsyncs a regular file.
+func (o *Output) Send(ctx context.Context, enc delivery.Encoder, _ []delivery.Result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w := o.w
+	if o.path != "" {
+		if o.f == nil {
+			f, fsync, err := o.open(o.path)
+			if err != nil {
+				o.errs.Inc()
+				return fmt.Errorf("open %s: %w", o.path, err)
+			}
+			o.f, o.fsync = f, fsync
+		}
+		w = o.f
+	}
+	line := enc.(*encoder).buf
 	backoff := 100 * time.Millisecond
 	for written := 0; written < len(line); {
 		n, err := w.Write(line[written:])
@@ -195,33 +216,23 @@ func (o *Output) write(ctx context.Context, w io.Writer, sync func() error, line
 			continue
 		}
 		o.errs.Inc()
-		o.log.Warn("write failed, retrying", "output", o.id, "err", err, "backoff", backoff)
+		o.log.Warn("write failed, retrying the rest", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
-			return errStopped
+			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
-	if sync == nil || len(line) == 0 {
+	if o.f == nil || !o.fsync {
 		return nil
 	}
-	if err := sync(); err != nil {
+	if err := o.f.Sync(); err != nil {
 		o.errs.Inc()
-		o.log.Error("fsync failed; acking nothing more, the chunks stay in the queue", "output", o.id, "path", o.path, "err", err)
-		return fmt.Errorf("file output %s: fsync %s: %w", o.id, o.path, err)
+		o.f.Close()
+		o.f = nil
+		o.log.Error("fsync failed; the batch will be written again", "path", o.path, "err", err)
+		return fmt.Errorf("fsync %s: %w", o.path, err)
 	}
 	return nil
-}
-
-// skip counts the n events of chunk c that could not be transcoded and
-// logs it, at most once per skipLogEvery (with the number not logged).
-func (o *Output) skip(c buffer.Chunk, n int, err error) {
-	o.skipped.Add(n)
-	o.unlogged += n
-	if now := time.Now(); now.Sub(o.lastSkipLog) >= skipLogEvery {
-		o.log.Warn("undecodable events skipped; the rest of their chunks delivered",
-			"output", o.id, "chunk", c.ID.String(), "tag", string(c.Tag), "skipped", o.unlogged, "err", err)
-		o.lastSkipLog, o.unlogged = now, 0
-	}
 }

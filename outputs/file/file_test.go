@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +50,7 @@ func TestRunAcksAfterWrite(t *testing.T) {
 		}
 	}
 	path := filepath.Join(dir, "out", "f.jsonl")
-	o, err := New("f", config.FileOutput{Path: path}, q, nil, nil)
+	o, err := New("f", config.FileOutput{Path: path}, config.Delivery{}, "", q, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +72,7 @@ func TestRunAcksAfterWrite(t *testing.T) {
 	if n := bytes.Count(b, []byte("\n")); n != 6 {
 		t.Fatalf("%d lines in file, want 6", n)
 	}
-	if _, err := New("f", config.FileOutput{}, q, nil, nil); err == nil {
+	if _, err := New("f", config.FileOutput{}, config.Delivery{}, "", q, nil, nil); err == nil {
 		t.Fatal("empty path accepted")
 	}
 }
@@ -171,7 +170,7 @@ func TestSkipsUndecodableEvent(t *testing.T) {
 	for name, mk := range map[string]func(q *buffer.Queue, set *metrics.Set) (*Output, func() []byte){
 		"file": func(q *buffer.Queue, set *metrics.Set) (*Output, func() []byte) {
 			path := filepath.Join(t.TempDir(), "out.jsonl")
-			o, err := New("f", config.FileOutput{Path: path}, q, nil, set)
+			o, err := New("f", config.FileOutput{Path: path}, config.Delivery{}, "", q, nil, set)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,16 +199,16 @@ func TestSkipsUndecodableEvent(t *testing.T) {
 				}
 			}
 			for series, want := range map[string]uint64{
-				`sluice_output_events_skipped_total{output="f",reason="undecodable"}`: 1,
-				`sluice_output_events_total{output="f"}`:                              200,
-				`sluice_output_chunks_total{output="f"}`:                              1,
+				`sluice_output_rejected_events_total{output="f",reason="undecodable"}`: 1,
+				`sluice_output_sent_events_total{output="f"}`:                          200,
 			} {
 				if got := set.GetOrCreateCounter(series).Get(); got != want {
 					t.Errorf("%s = %d, want %d", series, got, want)
 				}
 			}
-			if st := q.Stats(); st.AckedChunks != 1 || st.DiscardedChunks != 0 {
-				t.Errorf("queue: %d acked, %d discarded; want the chunk acked", st.AckedChunks, st.DiscardedChunks)
+			// No dead-letter queue here: the refused event counts as dropped.
+			if st := q.Stats(); st.DeliveredEvents != 200 || st.DiscardedEvents != 1 || st.Pending != 0 {
+				t.Errorf("queue: %+v; want 200 delivered, 1 dropped", st)
 			}
 		})
 	}
@@ -219,8 +218,9 @@ func TestSkipsUndecodableEvent(t *testing.T) {
 type syncFailFile struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
-	syncs  int
-	failAt int
+	syncs     int
+	failAt    int
+	failTimes int // 0: fail forever from failAt on
 }
 
 func (f *syncFailFile) Write(p []byte) (int, error) {
@@ -233,7 +233,7 @@ func (f *syncFailFile) Sync() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.syncs++
-	if f.syncs >= f.failAt {
+	if f.syncs >= f.failAt && (f.failTimes == 0 || f.syncs < f.failAt+f.failTimes) {
 		return errors.New("input/output error")
 	}
 	return nil
@@ -241,37 +241,32 @@ func (f *syncFailFile) Sync() error {
 
 func (f *syncFailFile) Close() error { return nil }
 
-// TestFsyncErrorIsSticky: after a failed fsync the output acks nothing
-// more, never retries the fsync, and returns the error; the failed chunk
-// and the later ones stay in the queue.
-func TestFsyncErrorIsSticky(t *testing.T) {
+// TestFsyncErrorRewrites: a failed fsync acks nothing of its batch; the
+// file is reopened and the whole batch written (and fsynced) again before
+// it is acked.
+func TestFsyncErrorRewrites(t *testing.T) {
 	q := openQueue(t)
 	for range 4 {
 		if err := q.Append(context.Background(), []byte("t"), 2, entries("x", "y")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	f := &syncFailFile{failAt: 2}
-	o, err := New("f", config.FileOutput{Path: "/unused"}, q, nil, nil)
+	f := &syncFailFile{failAt: 1, failTimes: 1}
+	o, err := New("f", config.FileOutput{Path: "/unused"}, config.Delivery{RetryInitial: time.Millisecond, RetryMax: time.Millisecond}, "", q, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.open = func(string) (destination, bool, error) { return f, true, nil }
-	done := make(chan error, 1)
-	go func() { done <- o.Run(context.Background()) }()
-	select {
-	case err = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not stop after the fsync failure")
+	opens := 0
+	o.open = func(string) (destination, bool, error) { opens++; return f, true, nil }
+	runUntilEmpty(t, o, q)
+	if f.syncs != 2 || opens != 2 {
+		t.Fatalf("%d fsyncs, %d opens; want 2 of each (the failed one, then the rewrite)", f.syncs, opens)
 	}
-	if err == nil || !strings.Contains(err.Error(), "fsync") || !strings.Contains(err.Error(), "input/output error") {
-		t.Fatalf("Run = %v, want the fsync error", err)
+	if n := bytes.Count(f.buf.Bytes(), []byte("\n")); n != 16 {
+		t.Fatalf("%d lines written, want 16 (8, then the same 8 again)", n)
 	}
-	if st := q.Stats(); st.AckedChunks != 1 || st.Pending != 3 {
-		t.Fatalf("queue: %d acked, %d pending; want 1 acked (before the failure) and 3 pending", st.AckedChunks, st.Pending)
-	}
-	if f.syncs != 2 {
-		t.Fatalf("%d fsyncs, want 2: a failed fsync is not retried", f.syncs)
+	if st := q.Stats(); st.AckedChunks != 4 {
+		t.Fatalf("queue %+v", st)
 	}
 }
 
@@ -285,7 +280,7 @@ func TestDeviceIsNotFsynced(t *testing.T) {
 	if err := q.Append(context.Background(), []byte("t"), 1, entries("x")); err != nil {
 		t.Fatal(err)
 	}
-	o, err := New("f", config.FileOutput{Path: "/dev/null"}, q, nil, nil)
+	o, err := New("f", config.FileOutput{Path: "/dev/null"}, config.Delivery{}, "", q, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

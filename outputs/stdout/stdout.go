@@ -1,6 +1,6 @@
 // Package stdout is the "stdout" output: JSON lines on the agent's standard
 // output, one per event, in the format of package file (undecodable events
-// skipped and counted the same way). Meant for debugging; the agent's own
+// refused and counted the same way; stdout has no dead-letter queue). Meant for debugging; the agent's own
 // logs go to stdout as well, as JSON objects with a "msg" key.
 package stdout
 
@@ -11,9 +11,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/outputs/file"
+	"github.com/sluice-agent/sluice/outputs/internal/delivery"
 )
 
 // New returns a stdout output reading from src.
-func New(id string, src file.Source, log *slog.Logger, set *metrics.Set) *file.Output {
+func New(id string, src delivery.Source, log *slog.Logger, set *metrics.Set) *file.Output {
 	return file.NewWriter(id, os.Stdout, src, log, set)
 }

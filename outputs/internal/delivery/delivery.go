@@ -136,7 +136,7 @@ type Defaults struct {
 
 // FromConfig maps an output's delivery section to Options: zero fields
 // take def, then the engine's defaults. The dead-letter queue lives under
-// dataDir/deadletter/<id> unless disabled.
+// dataDir/deadletter/<id> unless disabled or dataDir is "".
 func FromConfig(id, dataDir string, c config.Delivery, def Defaults, log *slog.Logger, set *metrics.Set) Options {
 	o := Options{
 		ID:                 id,
@@ -156,7 +156,7 @@ func FromConfig(id, dataDir string, c config.Delivery, def Defaults, log *slog.L
 	if o.FlushInterval == 0 {
 		o.FlushInterval = def.FlushInterval
 	}
-	if c.DeadLetter.Enabled == nil || *c.DeadLetter.Enabled {
+	if dataDir != "" && (c.DeadLetter.Enabled == nil || *c.DeadLetter.Enabled) {
 		o.DeadLetterDir = filepath.Join(dataDir, "deadletter", id)
 	}
 	return o
