@@ -216,8 +216,8 @@ func TestSkipsUndecodableEvent(t *testing.T) {
 
 // syncFailFile accepts writes; Sync fails from its failAt-th call on.
 type syncFailFile struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
+	mu        sync.Mutex
+	buf       bytes.Buffer
 	syncs     int
 	failAt    int
 	failTimes int // 0: fail forever from failAt on
