@@ -66,7 +66,7 @@ var (
 	}
 	outputConstructors = map[string]constructor{
 		"forward": typed(func(e env, c *config.ForwardOutput) (runner, error) {
-			return fwdout.New(e.id, *c, e.queue, e.log, e.metrics)
+			return fwdout.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
 		}),
 		"file": typed(func(e env, c *config.FileOutput) (runner, error) {
 			return file.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)

@@ -120,7 +120,7 @@ func (o *Output) engine(d config.Delivery, dataDir string, src delivery.Source, 
 	if d.Workers > 1 {
 		return fmt.Errorf("file output %s: delivery.workers: one file is written by one worker, got %d", o.id, d.Workers)
 	}
-	opts := delivery.FromConfig(o.id, dataDir, d, delivery.Defaults{Workers: 1, FlushInterval: 100 * time.Millisecond}, o.log, set)
+	opts := delivery.FromConfig(o.id, dataDir, d, delivery.Defaults{Workers: 1, FlushInterval: 100 * time.Millisecond, Eager: true}, o.log, set)
 	eng, err := delivery.New(src, o, opts)
 	if err != nil {
 		return fmt.Errorf("file output %s: %w", o.id, err)

@@ -45,6 +45,8 @@ func (s *benchSource) Ack(buffer.ID) {
 
 func (s *benchSource) Discard(buffer.ID, string) {}
 
+func (s *benchSource) Settle(id buffer.ID, _ buffer.Settlement) { s.Ack(id) }
+
 func (s *benchSource) Rewind() {}
 
 // ackServer acks every request as fast as it can, without allocating in

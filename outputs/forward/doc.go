@@ -4,7 +4,10 @@
 //
 // # Invariants
 //
-//   - A chunk is acked to its queue (Source.Ack) only after the server
+//   - It is built on the delivery engine (outputs/internal/delivery): one
+//     engine worker per in-flight slot (max_in_flight × servers), one
+//     request per queued chunk.
+//   - A chunk is settled with its queue only after the server
 //     answered {"ack": id} for it (require_ack, the default). With
 //     require_ack false a chunk is acked once its bytes were written to the
 //     socket: a server crash or a rejected request then loses it, which is
@@ -18,11 +21,11 @@
 //     offset)), base64 of 16 bytes of SHA-512 over the chunk's queue
 //     position: a chunk resent after a failure or a restart carries the
 //     same id.
-//   - Memory is bounded: at most MaxInFlight chunks per server, summed over
-//     the servers, are held between Source.Next and Source.Ack (plus one
-//     being fetched). Chunks in flight are kept in memory and resent from
-//     there when their connection fails; Source.Rewind is used only when
-//     Run returns.
+//   - Memory is bounded by the engine: MaxInFlight chunks per server,
+//     summed over the servers, are being sent, plus the engine's bound on
+//     chunks held (delivery.max_in_flight_bytes). Chunks in flight are kept
+//     in memory and resent from there when their connection fails; the
+//     queue is rewound only when Run returns.
 //   - Nothing waits forever: dial, TLS and the handshake share
 //     ConnectTimeout, every write has a deadline of AckTimeout, and the
 //     oldest unacked chunk of a connection has AckTimeout to be acked
@@ -33,9 +36,10 @@
 //
 // One goroutine per server owns its connection (one per server; several
 // chunks in flight, acks matched by id in any order). A separate loop owns
-// the schedule: it reads chunks from the source and hands each to a server
-// chosen by smooth weighted round-robin among the healthy active servers
-// that have a free in-flight slot. Standby servers get chunks only while
+// the schedule: the engine's workers (Send) hand it one request each, and
+// it gives each to a server chosen by smooth weighted round-robin among
+// the healthy active servers that have a free in-flight slot, then reports
+// the server's verdict back to the waiting Send. Standby servers get chunks only while
 // every active server is down.
 //
 // A server is down after a failed connect, TLS or security handshake, a
@@ -45,17 +49,15 @@
 // marks it up and becomes its connection. Up and down transitions are logged
 // once each, never per chunk.
 //
-// A chunk whose send failed is retried after an exponential back-off with
-// full jitter (uniform in [0, min(RetryMax, RetryInitial·2^(n-1))] after
-// the n-th failure), on whichever server is picked then. MaxRetries 0
-// retries forever (the data waits on disk); MaxRetries n drops a chunk
-// after n+1 failed sends: it is settled with Source.Discard (reason
-// "max_retries"), so the queue counts it in
-// sluice_buffer_discarded_{chunks,events}_total and never as delivered,
-// and the output counts it in sluice_output_dropped_chunks_total and logs
-// it at error level. Chunks handed to a server that went down
-// before writing them are re-dispatched at once and do not count as
-// failures.
+// A chunk whose send failed is retried by the engine after an exponential
+// back-off with full jitter (uniform in [0, min(RetryMax,
+// RetryInitial·2^(n-1))] after the n-th failure), on whichever server is
+// picked then. MaxRetries 0 retries forever (the data waits on disk);
+// MaxRetries n gives up after n+1 failed sends: the events go to the
+// output's dead-letter queue with reason "max_retries" (dropped, counted,
+// when it is disabled), and the queue counts them as dead-lettered, never
+// as delivered. Chunks handed to a server that went down before writing
+// them are re-dispatched at once and do not count as failures.
 //
 // When the server's HELO says keepalive false, every chunk gets its own
 // connection and handshake, one request each.

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -21,33 +20,16 @@ import (
 	"github.com/sluice-agent/sluice/buffer"
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/internal/wire"
+	"github.com/sluice-agent/sluice/outputs/internal/delivery"
 )
-
-// Source is what the output needs of its queue; *buffer.Queue satisfies it.
-//
-// Next returns the next unread chunk, blocking until one exists or ctx is
-// done. Ack deletes a delivered chunk for good; Discard deletes one the
-// output gave up on, counted apart by reason and never as delivered.
-// Chunks may be settled in any order. Rewind makes every unsettled chunk
-// readable again.
-type Source interface {
-	Next(ctx context.Context) (buffer.Chunk, error)
-	Ack(id buffer.ID)
-	Discard(id buffer.ID, reason string)
-	Rewind()
-}
-
-// discardMaxRetries is the Discard reason of a chunk dropped after
-// max_retries failed sends.
-const discardMaxRetries = "max_retries"
 
 // Output sends the chunks of one queue to one or more Forward servers. See
 // the package doc for its contract. An Output runs once: Run may be called
 // a single time.
 type Output struct {
 	id  string
-	src Source
 	log *slog.Logger
+	eng *delivery.Engine
 
 	requireAck     bool
 	gzip           bool
@@ -67,26 +49,25 @@ type Output struct {
 	// hostname is the PING client hostname (self_hostname).
 	hostname string
 
-	servers []*server
-	events  chan event
+	servers  []*server
+	events   chan event
+	submit   chan *item // from Send to the dispatch loop
+	capacity int        // in-flight slots over all servers: the engine's workers
 
-	// Owned by Run's loop.
-	ready    []*item // waiting for a server, oldest first
-	retry    []*item // waiting for their back-off
-	held     int     // items read from src and not yet acked or dropped
-	capacity int     // bound on held
-	dropped  *metrics.Counter
+	// Owned by the dispatch loop.
+	ready []*item // waiting for a server, oldest first
 
 	ran sync.Once
 }
 
-// item is one chunk in memory between src.Next and src.Ack.
+// item is one request between Send and its verdict.
 type item struct {
-	chunk    buffer.Chunk
-	id       string    // the request's "chunk" option
-	attempts int       // failed sends so far
-	due      time.Time // retry: not before
-	sentAt   time.Time // owned by the server worker while in flight
+	tag     []byte
+	entries []byte // concatenated Forward entries, as queued
+	count   int
+	id      string     // the request's "chunk" option
+	sentAt  time.Time  // owned by the server worker while in flight
+	done    chan error // cap 1: nil when acked, the error when the send failed
 }
 
 type evKind uint8
@@ -95,8 +76,8 @@ const (
 	evUp     evKind = iota // server connected (and authenticated)
 	evDown                 // server unreachable or failed
 	evAck                  // item delivered
-	evFail                 // item's send failed: retry with back-off
-	evBounce               // item never sent: dispatch again
+	evFail                 // item's send failed: the engine retries it with back-off
+	evBounce               // item never sent: dispatch again at once
 )
 
 // event is what server workers report to the Output loop.
@@ -111,13 +92,12 @@ type event struct {
 // output's stable id (it keys metrics and chunk ids). Zero values in cfg
 // (nil for RequireAck) take the defaults of config.DefaultForwardOutput,
 // their single declaration; a server's weight is used as given (0 is a
-// valid weight). A nil log discards; a nil set uses a private metrics.Set.
-func New(id string, cfg config.ForwardOutput, src Source, log *slog.Logger, set *metrics.Set) (*Output, error) {
+// valid weight). d is the output's delivery section (its retry settings,
+// when zero, come from cfg); the dead-letter queue lives under dataDir
+// ("" for none). A nil log discards; a nil set uses a private metrics.Set.
+func New(id string, cfg config.ForwardOutput, d config.Delivery, dataDir string, src delivery.Source, log *slog.Logger, set *metrics.Set) (*Output, error) {
 	if id == "" {
 		return nil, errors.New("forward output: empty id")
-	}
-	if src == nil {
-		return nil, fmt.Errorf("forward output %s: nil source", id)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -131,7 +111,6 @@ func New(id string, cfg config.ForwardOutput, src Source, log *slog.Logger, set 
 	}
 	o := &Output{
 		id:             id,
-		src:            src,
 		log:            log, // the agent labels it output=<id>
 		requireAck:     *cfg.RequireAck,
 		gzipLevel:      or(cfg.CompressLevel, def.CompressLevel),
@@ -143,7 +122,6 @@ func New(id string, cfg config.ForwardOutput, src Source, log *slog.Logger, set 
 		retryMax:       or(cfg.RetryMax, def.RetryMax),
 		maxRetries:     cfg.MaxRetries,
 		security:       cfg.Security,
-		dropped:        set.GetOrCreateCounter(fmt.Sprintf(`sluice_output_dropped_chunks_total{output=%q}`, id)),
 	}
 	if err := o.validate(cfg); err != nil {
 		return nil, fmt.Errorf("forward output %s: %w", id, err)
@@ -184,6 +162,24 @@ func New(id string, cfg config.ForwardOutput, src Source, log *slog.Logger, set 
 		o.capacity += o.maxInFlight
 	}
 	o.events = make(chan event, o.capacity+len(o.servers))
+	o.submit = make(chan *item)
+	// The engine's retry settings: the delivery section's, else the
+	// output's own (retry_initial, retry_max, max_retries).
+	d.RetryInitial = or(d.RetryInitial, o.retryInitial)
+	d.RetryMax = or(d.RetryMax, o.retryMax)
+	d.MaxRetries = or(d.MaxRetries, o.maxRetries)
+	if d.Workers != 0 {
+		return nil, fmt.Errorf("forward output %s: delivery.workers: set by max_in_flight and the servers (%d)", id, o.capacity)
+	}
+	d.Workers = o.capacity
+	if d.MaxInFlightBytes == 0 {
+		d.MaxInFlightBytes = config.ByteSize(o.capacity+2) * config.DefaultBuffer().ChunkBytes
+	}
+	opts := delivery.FromConfig(id, dataDir, d, delivery.Defaults{FlushInterval: 100 * time.Millisecond, Eager: true}, log, set)
+	var err error
+	if o.eng, err = delivery.New(src, o, opts); err != nil {
+		return nil, fmt.Errorf("forward output %s: %w", id, err)
+	}
 	return o, nil
 }
 
@@ -278,11 +274,10 @@ func parseAddress(a string) (network, address string, err error) {
 }
 
 // Run sends chunks until ctx is cancelled, then returns nil after every
-// goroutine it started has exited. Chunks in flight at that moment stay
-// unacked in the queue; Run rewinds src so that they are read again by the
-// next consumer (and they are re-read from disk after a restart anyway).
-// Run returns a non-nil error only when src.Next fails for another reason
-// than ctx. Run may be called once.
+// goroutine it started has exited. Requests in flight at that moment stay
+// unsettled in the queue, which the engine rewinds (and they are re-read
+// from disk after a restart anyway). Run returns a non-nil error only when
+// the queue fails for another reason than ctx. Run may be called once.
 func (o *Output) Run(ctx context.Context) error {
 	first := false
 	o.ran.Do(func() { first = true })
@@ -291,66 +286,94 @@ func (o *Output) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	chunks := make(chan buffer.Chunk)
-	fetchErr := make(chan error, 1)
-	wg.Go(func() { o.fetch(ctx, chunks, fetchErr) })
 	for _, s := range o.servers {
 		wg.Go(func() { s.run(ctx) })
 	}
-	err := o.loop(ctx, chunks, fetchErr)
+	wg.Go(func() { o.loop(ctx) })
+	err := o.eng.Run(ctx)
 	cancel()
 	wg.Wait()
-	o.src.Rewind()
-	return err
+	if err != nil {
+		return fmt.Errorf("forward output %s: %w", o.id, err)
+	}
+	return nil
 }
 
-// fetch feeds chunks from src to the loop. It holds at most one chunk the
-// loop has not taken.
-func (o *Output) fetch(ctx context.Context, out chan<- buffer.Chunk, errc chan<- error) {
-	for {
-		c, err := o.src.Next(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				errc <- fmt.Errorf("forward output %s: next chunk: %w", o.id, err)
-			}
-			return
-		}
-		select {
-		case out <- c:
-		case <-ctx.Done():
-			return
-		}
+// Drain makes the engine send what it holds at once (shutdown).
+func (o *Output) Drain() { o.eng.Drain() }
+
+// encoder builds one PackedForward request: the events of one queued
+// chunk (cut at buffer.chunk_bytes by the inputs), entries verbatim, so a
+// request is a chunk as before the engine, with the chunk's id.
+type encoder struct {
+	o     *Output
+	it    item
+	chunk buffer.ID
+	last  bool
+}
+
+// NewEncoder implements delivery.Sink.
+func (o *Output) NewEncoder() delivery.Encoder {
+	return &encoder{o: o, it: item{done: make(chan error, 1)}}
+}
+
+func (e *encoder) Add(ev *delivery.Event) error {
+	it := &e.it
+	if it.count > 0 && ev.Chunk != e.chunk {
+		return delivery.ErrFull
+	}
+	if it.count == 0 {
+		e.chunk = ev.Chunk
+		it.tag = append(it.tag[:0], ev.Tag...)
+		// Stable for the same events: the first event's queue position.
+		it.id = wire.ChunkID(wire.NewChunkID(e.o.id, ev.Chunk.Segment, uint64(ev.Chunk.Offset)+uint64(ev.Index)))
+	}
+	it.entries = append(it.entries, ev.Entry...)
+	it.count++
+	e.last = ev.Last
+	return nil
+}
+
+func (e *encoder) Full() bool { return e.last }
+func (e *encoder) Len() int   { return e.it.count }
+func (e *encoder) Bytes() int { return len(e.it.entries) }
+func (e *encoder) Reset() {
+	e.it.entries, e.it.count, e.last = e.it.entries[:0], 0, false
+	select {
+	case <-e.it.done: // a verdict that came after Send gave up
+	default:
 	}
 }
 
-// loop owns the scheduling state: which chunk goes to which server, and
-// retries. It returns on ctx or on a source error.
-func (o *Output) loop(ctx context.Context, chunks <-chan buffer.Chunk, fetchErr <-chan error) error {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+// Send implements delivery.Sink: it hands the request to the dispatch
+// loop, which picks a server, and waits for the server's verdict.
+func (o *Output) Send(ctx context.Context, enc delivery.Encoder, _ []delivery.Result) error {
+	it := &enc.(*encoder).it
+	select {
+	case o.submit <- it:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-it.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// loop owns the scheduling state: which request goes to which server. It
+// returns on ctx.
+func (o *Output) loop(ctx context.Context) {
 	for {
 		o.dispatch()
-		var in <-chan buffer.Chunk
-		if len(o.ready) == 0 && o.held < o.capacity {
-			in = chunks
-		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case err := <-fetchErr:
-			return err
-		case c := <-in:
-			o.held++
-			o.ready = append(o.ready, &item{chunk: c, id: wire.ChunkID(wire.NewChunkID(o.id, c.ID.Segment, uint64(c.ID.Offset)))})
+			return
+		case it := <-o.submit:
+			o.ready = append(o.ready, it)
 		case ev := <-o.events:
 			o.handle(ev)
-		case <-timer.C:
-			o.promote(time.Now())
-		}
-		if len(o.retry) > 0 {
-			timer.Reset(time.Until(o.nextDue()))
-		} else {
-			timer.Stop()
 		}
 	}
 }
@@ -369,69 +392,14 @@ func (o *Output) handle(ev event) {
 	it := ev.it
 	switch ev.kind {
 	case evAck:
-		o.held--
-		o.src.Ack(it.chunk.ID)
+		it.done <- nil
 	case evBounce:
 		o.ready = append(o.ready, nil)
 		copy(o.ready[1:], o.ready)
 		o.ready[0] = it
 	case evFail:
-		it.attempts++
-		if o.maxRetries > 0 && it.attempts > o.maxRetries {
-			o.held--
-			o.dropped.Inc()
-			o.log.Error("dropping chunk after too many failed sends",
-				"tag", string(it.chunk.Tag), "events", it.chunk.Count, "bytes", len(it.chunk.Entries),
-				"attempts", it.attempts, "server", s.name, "err", ev.err)
-			o.src.Discard(it.chunk.ID, discardMaxRetries)
-			return
-		}
 		s.m.retries.Inc()
-		it.due = time.Now().Add(o.backoff(it.attempts))
-		o.retry = append(o.retry, it)
-	}
-}
-
-// backoff is the delay before retry n (n ≥ 1): uniform in
-// [0, min(retryMax, retryInitial·2^(n-1))] ("full jitter").
-func (o *Output) backoff(n int) time.Duration {
-	d := o.retryInitial
-	for i := 1; i < n && d < o.retryMax; i++ {
-		d *= 2
-	}
-	d = min(d, o.retryMax)
-	if d <= 0 {
-		return 0
-	}
-	return time.Duration(mrand.Int64N(int64(d) + 1))
-}
-
-func (o *Output) nextDue() time.Time {
-	t := o.retry[0].due
-	for _, it := range o.retry[1:] {
-		if it.due.Before(t) {
-			t = it.due
-		}
-	}
-	return t
-}
-
-// promote moves retries that are due to the front of the ready list,
-// oldest first.
-func (o *Output) promote(now time.Time) {
-	var due []*item
-	keep := o.retry[:0]
-	for _, it := range o.retry {
-		if !it.due.After(now) {
-			due = append(due, it)
-		} else {
-			keep = append(keep, it)
-		}
-	}
-	clear(o.retry[len(keep):])
-	o.retry = keep
-	if len(due) > 0 {
-		o.ready = append(due, o.ready...)
+		it.done <- fmt.Errorf("server %s: %w", s.name, ev.err)
 	}
 }
 

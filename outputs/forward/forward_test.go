@@ -55,7 +55,7 @@ func TestNewValidation(t *testing.T) {
 			c := ok
 			c.Servers = append([]config.ForwardServer(nil), ok.Servers...)
 			tc.mod(&c)
-			_, err := New("out1", c, src, nil, nil)
+			_, err := New("out1", c, config.Delivery{}, "", src, nil, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("New error = %v, want it to contain %q", err, tc.want)
 			}
@@ -64,7 +64,7 @@ func TestNewValidation(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New("out1", ok, src, nil, nil); err != nil {
+	if _, err := New("out1", ok, config.Delivery{}, "", src, nil, nil); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
 }
@@ -230,8 +230,10 @@ func TestMaxRetriesDrops(t *testing.T) {
 	cfg.MaxRetries = 2
 	r := start(t, cfg, src)
 	src.waitSettled(t, 10*time.Second, true)
-	if got := r.set.GetOrCreateCounter(`sluice_output_dropped_chunks_total{output="out1"}`).Get(); got != 1 {
-		t.Fatalf("dropped = %d, want 1", got)
+	// No dead-letter queue in this test (no data dir): the events are
+	// dropped, counted by reason.
+	if got := r.set.GetOrCreateCounter(`sluice_output_dropped_events_total{output="out1",reason="max_retries"}`).Get(); got != 3 {
+		t.Fatalf("dropped = %d, want 3", got)
 	}
 	if d := src.discards(); len(d) != 1 || src.ackedCount() != 0 {
 		t.Fatalf("source: discards %v, %d acked; want one discard and no ack", d, src.ackedCount())
@@ -244,7 +246,7 @@ func TestMaxRetriesDrops(t *testing.T) {
 	if n := len(srv.requests()); n != 3 {
 		t.Errorf("server saw %d sends, want 3 (1 + max_retries 2)", n)
 	}
-	if !strings.Contains(r.logs.String(), "dropping chunk") {
+	if !strings.Contains(r.logs.String(), "reason=max_retries") {
 		t.Errorf("drop not logged:\n%s", r.logs.String())
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-agent/sluice/buffer"
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/internal/wire"
+	"github.com/sluice-agent/sluice/outputs/internal/delivery"
 )
 
 // fakeSource is an in-memory Source: a fixed list of chunks, acks and
@@ -97,6 +98,14 @@ func (f *fakeSource) Ack(id buffer.ID) {
 	f.acked[id]++
 	f.mu.Unlock()
 	signal(f.changed)
+}
+
+func (f *fakeSource) Settle(id buffer.ID, s buffer.Settlement) {
+	if s.DeadLettered == 0 && s.Dropped == 0 {
+		f.Ack(id)
+		return
+	}
+	f.Discard(id, s.Reason)
 }
 
 func (f *fakeSource) Discard(id buffer.ID, reason string) {
@@ -485,11 +494,11 @@ type running struct {
 	stop func() error
 }
 
-func start(t testing.TB, cfg config.ForwardOutput, src Source, setup ...func(*Output)) *running {
+func start(t testing.TB, cfg config.ForwardOutput, src delivery.Source, setup ...func(*Output)) *running {
 	t.Helper()
 	r := &running{set: metrics.NewSet(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	o, err := New("out1", cfg, src, log, r.set)
+	o, err := New("out1", cfg, config.Delivery{}, "", src, log, r.set)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -3,29 +3,7 @@ package forward
 import (
 	"strings"
 	"testing"
-	"time"
 )
-
-func TestBackoff(t *testing.T) {
-	o := &Output{retryInitial: 100 * time.Millisecond, retryMax: time.Second}
-	tests := map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 60: time.Second}
-	for n, ceiling := range tests {
-		var maxSeen time.Duration
-		for range 2000 {
-			d := o.backoff(n)
-			if d < 0 || d > ceiling {
-				t.Fatalf("backoff(%d) = %s, want within [0, %s]", n, d, ceiling)
-			}
-			maxSeen = max(maxSeen, d)
-		}
-		if maxSeen < ceiling/2 {
-			t.Errorf("backoff(%d) never above %s in 2000 draws: jitter not spread up to %s", n, maxSeen, ceiling)
-		}
-	}
-	if d := (&Output{}).backoff(3); d != 0 {
-		t.Errorf("zero retry settings gave %s", d)
-	}
-}
 
 // TestPick checks the smooth weighted round-robin and the standby rule on
 // the loop's own view of the servers.

@@ -341,7 +341,7 @@ func (s *server) session(ctx context.Context, c *conn, first *item) (idle bool, 
 		}
 		if !s.o.requireAck {
 			s.m.chunksAcked.Inc()
-			s.m.eventsAcked.Add(it.chunk.Count)
+			s.m.eventsAcked.Add(it.count)
 			s.emit(ctx, evAck, it, nil)
 			return nil
 		}
@@ -427,7 +427,7 @@ func (s *server) acked(ctx context.Context, a ackMsg) {
 				s.sent[len(s.sent)-1] = nil
 				s.sent = s.sent[:len(s.sent)-1]
 				s.m.chunksAcked.Inc()
-				s.m.eventsAcked.Add(it.chunk.Count)
+				s.m.eventsAcked.Add(it.count)
 				s.emit(ctx, evAck, it, nil)
 				return
 			}
@@ -467,13 +467,13 @@ func (s *server) read(c *conn, done <-chan struct{}, exited chan<- struct{}, err
 // write sends one request: [tag, bin(entries), option], entries verbatim
 // or as one gzip member.
 func (s *server) write(c *conn, it *item) error {
-	entries := it.chunk.Entries
+	entries := it.entries
 	if s.gz != nil {
 		s.zbuf = s.gz.Compress(s.zbuf[:0], entries)
 		entries = s.zbuf
 	}
-	s.hdr = wire.AppendPackedForwardHeader(s.hdr[:0], it.chunk.Tag, len(entries))
-	opt := wire.Options{Size: it.chunk.Count, Compressed: s.gz != nil}
+	s.hdr = wire.AppendPackedForwardHeader(s.hdr[:0], it.tag, len(entries))
+	opt := wire.Options{Size: it.count, Compressed: s.gz != nil}
 	if s.o.requireAck {
 		opt.Chunk = it.id
 	}
@@ -488,7 +488,7 @@ func (s *server) write(c *conn, it *item) error {
 		return fmt.Errorf("write chunk: %w", err)
 	}
 	s.m.chunksSent.Inc()
-	s.m.eventsSent.Add(it.chunk.Count)
+	s.m.eventsSent.Add(it.count)
 	return nil
 }
 

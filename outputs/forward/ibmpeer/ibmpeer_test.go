@@ -75,6 +75,14 @@ func (s *source) Discard(id buffer.ID, reason string) {
 	panic(fmt.Sprintf("chunk %v discarded (%s)", id, reason))
 }
 
+func (s *source) Settle(id buffer.ID, st buffer.Settlement) {
+	if st.DeadLettered == 0 && st.Dropped == 0 {
+		s.Ack(id)
+		return
+	}
+	s.Discard(id, st.Reason)
+}
+
 func (s *source) Rewind() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -275,7 +283,7 @@ func TestIBMPeerDecodesEverySeq(t *testing.T) {
 			if tc.key != "" {
 				cfg.Security = &config.Security{SelfHostname: "sluice", SharedKey: config.Secret(tc.key)}
 			}
-			o, err := forward.New("ibm", cfg, src, nil, nil)
+			o, err := forward.New("ibm", cfg, config.Delivery{}, "", src, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -34,6 +34,7 @@ type Event struct {
 	Entry  []byte    // the stored [time, record] entry
 	Chunk  buffer.ID // the chunk's stable queue position
 	Index  int       // the event's index in its chunk
+	Last   bool      // the last event of its chunk
 }
 
 // ErrFull is returned by Encoder.Add when the event does not fit in the
@@ -113,9 +114,13 @@ type Sink interface {
 
 // Options configures an Engine. Zero fields take the defaults noted.
 type Options struct {
-	ID               string        // the output id: metrics label, logs
-	Workers          int           // concurrent Sends; default 1
-	FlushInterval    time.Duration // default 1s
+	ID            string        // the output id: metrics label, logs
+	Workers       int           // concurrent Sends; default 1
+	FlushInterval time.Duration // default 1s
+	// Eager sends a batch as soon as a worker is free and no more input is
+	// ready, instead of waiting for it to fill or for FlushInterval: low
+	// latency, and batches still grow under load (streaming outputs).
+	Eager            bool
 	MaxInFlightBytes int64         // default 8 MiB per worker
 	RetryInitial     time.Duration // default 1s
 	RetryMax         time.Duration // default 60s
@@ -132,6 +137,7 @@ type Options struct {
 type Defaults struct {
 	Workers       int
 	FlushInterval time.Duration
+	Eager         bool
 }
 
 // FromConfig maps an output's delivery section to Options: zero fields
@@ -146,6 +152,7 @@ func FromConfig(id, dataDir string, c config.Delivery, def Defaults, log *slog.L
 		RetryInitial:       c.RetryInitial,
 		RetryMax:           c.RetryMax,
 		MaxRetries:         c.MaxRetries,
+		Eager:              def.Eager,
 		DeadLetterMaxBytes: int64(c.DeadLetter.MaxBytes),
 		Log:                log,
 		Metrics:            set,

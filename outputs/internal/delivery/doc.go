@@ -34,7 +34,8 @@
 //     off chunks in flight (see buffer's doc), because validation keeps it
 //     at most a quarter of the queue.
 //   - A batch is sent when its Encoder reports it full, FlushInterval after
-//     its first event, or, after Drain, as soon as no more input is ready.
+//     its first event, or as soon as no more input is ready after Drain or,
+//     for Eager outputs, whenever a worker is free.
 //
 // # Ownership and concurrency
 //

@@ -172,7 +172,7 @@ func (e *Engine) loop(ctx context.Context, chunks <-chan buffer.Chunk, fetchErr 
 	for {
 		now := time.Now()
 		e.promote(now)
-		e.fill(now)
+		e.fill(now, chunks)
 		if err := e.flushRejects(); err != nil {
 			return err
 		}
@@ -245,7 +245,7 @@ func (e *Engine) next() (ref, bool) {
 		e.splitDone(t)
 		return ref{}, false
 	}
-	r := ref{t: t, ev: Event{Tag: t.chunk.Tag, Time: ns, Record: rec, Entry: t.rest[:n], Chunk: t.chunk.ID, Index: t.next}}
+	r := ref{t: t, ev: Event{Tag: t.chunk.Tag, Time: ns, Record: rec, Entry: t.rest[:n], Chunk: t.chunk.ID, Index: t.next, Last: n == len(t.rest)}}
 	t.rest = t.rest[n:]
 	t.next++
 	t.open++
@@ -264,10 +264,11 @@ func (e *Engine) splitDone(t *tracked) {
 	e.maybeSettle(t)
 }
 
-// fill adds events to the open batch while there are events and a batch
-// to put them in, and seals the open batch when it is full, old enough,
-// or draining with no more input.
-func (e *Engine) fill(now time.Time) {
+// fill adds events to the open batch while there are events (taking a
+// chunk the fetcher has ready) and a batch to put them in, and seals the
+// open batch when it is full, old enough, or, with no more input ready,
+// when draining or (Eager) when a worker is free.
+func (e *Engine) fill(now time.Time, chunks <-chan buffer.Chunk) {
 	for {
 		if e.open == nil {
 			if len(e.free) == 0 {
@@ -277,6 +278,14 @@ func (e *Engine) fill(now time.Time) {
 			e.free = e.free[:len(e.free)-1]
 		}
 		r, ok := e.next()
+		if !ok && e.cur == nil && e.held < e.o.MaxInFlightBytes {
+			select {
+			case c := <-chunks:
+				e.take(c)
+				continue
+			default:
+			}
+		}
 		if !ok {
 			break
 		}
@@ -303,7 +312,8 @@ func (e *Engine) fill(now time.Time) {
 			e.reject(r, "encode", err.Error())
 		}
 	}
-	if b := e.open; b != nil && len(b.refs) > 0 && (e.draining || !now.Before(b.opened.Add(e.o.FlushInterval))) {
+	if b := e.open; b != nil && len(b.refs) > 0 &&
+		(e.draining || !now.Before(b.opened.Add(e.o.FlushInterval)) || e.o.Eager && e.busy+len(e.ready) < e.o.Workers) {
 		e.seal()
 	}
 }
