@@ -21,6 +21,12 @@ const (
 	Stream              // {stream}: stdout or stderr
 	Label               // {label:KEY}: a container label
 	Field               // {field:KEY}: a top-level field of the record or payload
+	// The Kubernetes placeholders (AllowKube only, which drops {name},
+	// {id} and {short_id}): the parts of a CRI log path.
+	Namespace // {namespace}: the pod's namespace
+	Pod       // {pod}: the pod's name
+	PodID     // {pod_id}: the pod's uid
+	Container // {container}: the container's name in the pod
 )
 
 // CompileFlags change what Compile accepts.
@@ -29,6 +35,10 @@ type CompileFlags uint8
 const (
 	// AllowTag permits {tag}, for an input whose events arrive with a tag.
 	AllowTag CompileFlags = 1 << iota
+	// AllowKube switches to the placeholders of a Kubernetes container
+	// log: {namespace}, {pod}, {pod_id} and {container} instead of the
+	// Docker container's {name}, {id} and {short_id} (for the cri input).
+	AllowKube
 )
 
 // Values supplies placeholder values to Template.Render.
@@ -78,7 +88,7 @@ func Compile(s string, flags CompileFlags) (*Template, error) {
 		}
 		name := rest[i+1 : i+j]
 		rest = rest[i+j+1:]
-		p := part{kind: placeholders[name]}
+		p := part{kind: placeholderKind(name, flags)}
 		switch {
 		case p.kind == Tag && flags&AllowTag == 0:
 			return nil, fmt.Errorf("tag template %q: {tag} is not available here (want %s)", s, want(flags))
@@ -99,10 +109,25 @@ func Compile(s string, flags CompileFlags) (*Template, error) {
 	return t, nil
 }
 
-var placeholders = map[string]Kind{"tag": Tag, "name": Name, "id": ID, "short_id": ShortID, "stream": Stream}
+var (
+	placeholders     = map[string]Kind{"tag": Tag, "name": Name, "id": ID, "short_id": ShortID, "stream": Stream}
+	kubePlaceholders = map[string]Kind{"tag": Tag, "namespace": Namespace, "pod": Pod, "pod_id": PodID, "container": Container, "stream": Stream}
+)
+
+// placeholderKind is the kind of a fixed placeholder name in the
+// vocabulary flags select, or Literal.
+func placeholderKind(name string, flags CompileFlags) Kind {
+	if flags&AllowKube != 0 {
+		return kubePlaceholders[name]
+	}
+	return placeholders[name]
+}
 
 func want(flags CompileFlags) string {
 	w := "{name}, {id}, {short_id}, {stream}, {label:KEY} or {field:KEY}"
+	if flags&AllowKube != 0 {
+		w = "{namespace}, {pod}, {pod_id}, {container}, {stream}, {label:KEY} or {field:KEY}"
+	}
 	if flags&AllowTag != 0 {
 		w = "{tag}, " + w
 	}

@@ -375,6 +375,10 @@ func (t *Tail) restore(saved []savedFile) {
 			t.log.Warn("ignoring invalid offsets entry", "path", sv.Path, "err", err)
 			continue
 		}
+		if !t.wants(sv.ContainerID) {
+			t.log.Debug("dropping offsets entry of a source not read", "source", sv.ContainerID, "path", sv.Path)
+			continue
+		}
 		s := t.sources[sv.ContainerID]
 		if s == nil {
 			s = t.addSource(sv.ContainerID)

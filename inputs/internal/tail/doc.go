@@ -4,7 +4,10 @@
 // hand-off and the offsets checkpoint. An input supplies three hooks
 // (hooks.go): a Format that parses its physical lines, a Layout that says
 // which files under its root belong to which source and in which order,
-// and per source a Source that builds the records and tags.
+// and per source a Source that builds the records and tags. A Layout may
+// also be a SourceFilter, to leave some sources unread (never watched,
+// listed or opened). Formats share the allocation-free RFC 3339 parser
+// TimeParser.
 //
 // # Invariants
 //
@@ -102,7 +105,8 @@
 //
 // # Discovery
 //
-// Source directories sit Layout.Depth levels below the root; the source's
+// Source directories sit Layout.Depth levels below the root (those a
+// SourceFilter rejects are skipped before they are watched); the source's
 // key (its path below the root) is what the offsets file stores (as
 // "container_id"). Every directory from the root down is watched (inotify,
 // through fsnotify) before it is listed, so nothing created after a

@@ -70,6 +70,16 @@ type Layout interface {
 	Source(key, dir string) Source
 }
 
+// SourceFilter is optionally implemented by a Layout that reads only some
+// of its sources (CRI: include and exclude namespaces). A source directory
+// whose key Wants rejects is never watched, listed or read, and entries of
+// the offsets file for such a source are dropped at start (so a source
+// excluded, then included again, is read from its start). Wants is asked
+// at every scan of the directory; it should be cheap (or cache).
+type SourceFilter interface {
+	Wants(key string) bool
+}
+
 // Log is one log file of a source directory.
 type Log struct {
 	Name string

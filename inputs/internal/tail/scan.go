@@ -127,6 +127,9 @@ func (t *Tail) keep(rel string) {
 // the source's tracked files. A source is created when its directory
 // first holds a log file and dropped once it tracks none.
 func (t *Tail) scanSource(key string, now time.Time) {
+	if !t.wants(key) {
+		return
+	}
 	dir := t.abs(key)
 	watched := t.watch.add(dir)
 	t.cands = t.listLogs(t.cands[:0], dir)
@@ -144,6 +147,11 @@ func (t *Tail) scanSource(key string, now time.Time) {
 	}
 	t.match(s, t.cands, now)
 	t.dropIfEmpty(s)
+}
+
+// wants reports whether the Layout reads the source key (SourceFilter).
+func (t *Tail) wants(key string) bool {
+	return t.filter == nil || t.filter.Wants(key)
 }
 
 // listLogs appends the log files in dir, as the layout picks and ranks

@@ -77,6 +77,7 @@ type Tail struct {
 	startAtEnd bool // no offsets file existed and Config.StartAtEnd
 	format     Format
 	layout     Layout
+	filter     SourceFilter // the Layout's, or nil: every source
 	r          *pipeline.Router
 	log        *slog.Logger
 	m          tailMetrics
@@ -160,6 +161,7 @@ func New(cfg Config, r *pipeline.Router) (*Tail, error) {
 		buf:        make([]byte, readBufSize),
 		refused:    make(map[string]refusal),
 	}
+	t.filter, _ = cfg.Layout.(SourceFilter)
 	for _, r := range cfg.AllowedRoots {
 		if r != "" {
 			t.allowed = append(t.allowed, filepath.Clean(r))
