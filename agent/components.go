@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-agent/sluice/buffer"
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/inputs/cri"
 	"github.com/sluice-agent/sluice/inputs/docker"
 	fwdin "github.com/sluice-agent/sluice/inputs/forward"
 	"github.com/sluice-agent/sluice/outputs/file"
@@ -62,6 +63,9 @@ var (
 		}),
 		"forward": typed(func(e env, c *config.ForwardInput) (runner, error) {
 			return fwdin.New(e.id, *c, e.router, e.log, e.metrics)
+		}),
+		"cri": typed(func(e env, c *config.CRIInput) (runner, error) {
+			return cri.New(e.id, *c, e.dataDir, e.router, e.log, e.metrics)
 		}),
 	}
 	outputConstructors = map[string]constructor{

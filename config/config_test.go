@@ -116,8 +116,8 @@ var expectedErrors = []struct {
 	{"duration.bad.yml", `duration.bad.yml:12: outputs[0].forward.ack_timeout: must be positive, got 0s`},
 	{"duration.bad.yml", `duration.bad.yml:14: outputs[0].forward.retry_max: 5s is less than retry_initial (10s)`},
 
-	{"component_type.bad.yml", `component_type.bad.yml:2: inputs[0].type: missing (want docker or forward)`},
-	{"component_type.bad.yml", `component_type.bad.yml:5: inputs[1].type: unknown input type "kafka" (want docker or forward)`},
+	{"component_type.bad.yml", `component_type.bad.yml:2: inputs[0].type: missing (want docker, forward or cri)`},
+	{"component_type.bad.yml", `component_type.bad.yml:5: inputs[1].type: unknown input type "kafka" (want docker, forward or cri)`},
 	{"component_type.bad.yml", `component_type.bad.yml:9: outputs[0].type: unknown output type "elasticsearch" (want forward, file or stdout)`},
 
 	{"ids.bad.yml", `ids.bad.yml:2: inputs[0].id: invalid id "a/b": use letters, digits, '_', '.' and '-' (it names a directory)`},
@@ -292,9 +292,15 @@ func TestFullGood(t *testing.T) {
 					{Username: "bob", Password: "literal-bob-password"},
 				}},
 			}},
+			{ID: "pods", Type: "cri", Line: 48, CRI: &CRIInput{
+				Root: "/mnt/pods", Tag: "kube.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}",
+				ParseJSON: true, MaxLineBytes: 512 << 10, PollInterval: 3 * time.Second,
+				CheckpointInterval: 250 * time.Millisecond, ReadFromHead: ptr(false), PartialFlushTimeout: 2 * time.Second,
+				IncludeNamespaces: []string{"team-*", "prod"}, ExcludeNamespaces: []string{"kube-system"},
+			}},
 		},
 		Outputs: []Output{
-			{ID: "aggregator", Type: "forward", Line: 50,
+			{ID: "aggregator", Type: "forward", Line: 62,
 				Buffer: Buffer{MaxBytes: 2 << 30, SegmentBytes: 16 << 20, Overflow: "block", Fsync: "always",
 					FsyncInterval: 2 * time.Second, ChunkBytes: 512 << 10},
 				Forward: &ForwardOutput{
@@ -310,17 +316,17 @@ func TestFullGood(t *testing.T) {
 						KeyFile: "/etc/sluice/client.key", ServerName: "aggregator.internal"},
 					Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1"},
 				}},
-			{ID: "archive", Type: "file", Line: 87, Buffer: DefaultBuffer(),
+			{ID: "archive", Type: "file", Line: 99, Buffer: DefaultBuffer(),
 				Delivery: Delivery{Workers: 1, FlushInterval: 2 * time.Second, MaxInFlightBytes: 16 << 20,
 					RetryInitial: 2 * time.Second, RetryMax: 30 * time.Second, MaxRetries: 5,
 					DeadLetter: DeadLetter{Enabled: ptr(false), MaxBytes: 64 << 20}},
 				File: &FileOutput{Path: "/var/log/sluice/archive.jsonl"}},
-			{ID: "debug", Type: "stdout", Line: 98, Buffer: withMax(DefaultBuffer(), 64<<20),
+			{ID: "debug", Type: "stdout", Line: 110, Buffer: withMax(DefaultBuffer(), 64<<20),
 				Stdout: &StdoutOutput{}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 103},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 106},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 115},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 118},
 		},
 		DefaultOutput: "debug",
 	}

@@ -37,6 +37,7 @@ type Input struct {
 
 	Docker  *DockerInput  `yaml:"-" type:"docker" doc:"tails Docker's json-file logs"`
 	Forward *ForwardInput `yaml:"-" type:"forward" doc:"Forward protocol server (Docker's fluentd log driver, FireLens, Fluent Bit)"`
+	CRI     *CRIInput     `yaml:"-" type:"cri" doc:"tails Kubernetes CRI container logs (/var/log/pods, containerd and CRI-O)"`
 
 	Line int `yaml:"-"` // line of the component in the file, for messages
 }

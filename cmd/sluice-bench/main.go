@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input) or forward (Docker fluentd driver traffic into the forward input)")
+	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input), forward (Docker fluentd driver traffic into the forward input) or cri (the json-file lines in Kubernetes CRI format tailed by the cri input)")
 	fs.IntVar(&o.lines, "lines", 1_000_000, "log lines per run, split over 3 containers")
 	fs.IntVar(&o.payload, "payload", 200, "bytes of each line's JSON payload")
 	fs.IntVar(&o.runs, "runs", 3, "number of runs (the median is printed last)")
@@ -88,8 +88,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w = &jsonFile{}
 	case "forward":
 		w = &forwardMode{}
+	case "cri":
+		w = &criMode{}
 	default:
-		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward)\n", o.mode)
+		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward, cri)\n", o.mode)
 		return 2
 	}
 	if err := bench(o, w, stdout, stderr); err != nil {

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCRIDefaults(t *testing.T) {
+	c, err := ParseWithEnv([]byte("inputs: [{id: pods, type: cri}]\noutputs: [{id: o, type: stdout}]\n"), "c.yml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultCRIInput()
+	if got := c.Inputs[0].CRI; got == nil || !reflect.DeepEqual(*got, want) {
+		t.Fatalf("cri section %s, want %s", spew(got), spew(want))
+	}
+	if want.Root != "/var/log/pods" || want.Tag != "kube.{namespace}.{pod}.{container}" || want.MaxLineBytes != 1<<20 ||
+		want.PollInterval != time.Second || want.CheckpointInterval != time.Second || !*want.ReadFromHead ||
+		want.PartialFlushTimeout != 5*time.Second || want.ParseJSON || want.IncludeNamespaces != nil || want.ExcludeNamespaces != nil {
+		t.Errorf("defaults: %s", spew(want))
+	}
+	*DefaultCRIInput().ReadFromHead = false
+	if !*DefaultCRIInput().ReadFromHead {
+		t.Error("DefaultCRIInput shares its pointers")
+	}
+	if in := (Input{Type: "cri", CRI: &want}); in.Spec() != any(&want) {
+		t.Error("Spec does not return the cri section")
+	}
+}
+
+func TestCRIEveryKey(t *testing.T) {
+	doc := `inputs:
+  - id: pods
+    type: cri
+    root: /mnt/pods
+    tag: "k.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}"
+    parse_json: true
+    max_line_bytes: 256KiB
+    poll_interval: 2s
+    checkpoint_interval: 500ms
+    read_from_head: false
+    partial_flush_timeout: 3s
+    include_namespaces: [team-*, prod]
+    exclude_namespaces: ["*-secret"]
+outputs: [{id: o, type: stdout}]
+`
+	c, err := ParseWithEnv([]byte(doc), "c.yml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := CRIInput{
+		Root: "/mnt/pods", Tag: "k.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}", ParseJSON: true,
+		MaxLineBytes: 256 << 10, PollInterval: 2 * time.Second, CheckpointInterval: 500 * time.Millisecond,
+		ReadFromHead: ptr(false), PartialFlushTimeout: 3 * time.Second,
+		IncludeNamespaces: []string{"team-*", "prod"}, ExcludeNamespaces: []string{"*-secret"},
+	}
+	if got := c.Inputs[0].CRI; !reflect.DeepEqual(*got, want) {
+		t.Fatalf("got %s\nwant %s", spew(got), spew(want))
+	}
+	// Every key of the type is above (the agent's types listing agrees).
+	for _, ty := range Types() {
+		if ty.Name != "cri" {
+			continue
+		}
+		for _, o := range ty.Options() {
+			if !strings.Contains(doc, "    "+o.Key+":") {
+				t.Errorf("option %s not covered", o.Key)
+			}
+		}
+	}
+}
+
+func TestCRIErrors(t *testing.T) {
+	doc := `inputs:
+  - id: a
+    type: cri
+    root: ""
+    tag: "kube.{name}"
+  - id: b
+    type: cri
+    tag: "kube.{label:app}"
+    max_line_bytes: 0
+  - id: c
+    type: cri
+    tag: "{tag}.x"
+    include_namespaces: ["[a-"]
+    exclude_namespaces: [ok, ""]
+    poll_interval: -1s
+outputs: [{id: o, type: stdout}]
+`
+	_, err := ParseWithEnv([]byte(doc), "c.yml", nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, m := range []string{
+		`c.yml:4: inputs[0].cri.root: must not be empty`,
+		`c.yml:5: inputs[0].cri.tag: tag template "kube.{name}": unknown placeholder {name} (want {namespace}, {pod}, {pod_id}, {container}, {stream}, {label:KEY} or {field:KEY})`,
+		`c.yml:8: inputs[1].cri.tag: placeholder "{label:KEY}" is not available in a cri input's tag`,
+		`c.yml:9: inputs[1].cri.max_line_bytes: must be positive, got 0`,
+		`c.yml:12: inputs[2].cri.tag: tag template "{tag}.x": {tag} is not available here`,
+		`c.yml:13: inputs[2].cri.include_namespaces[0]: invalid pattern "[a-"`,
+		`c.yml:14: inputs[2].cri.exclude_namespaces[1]: empty pattern`,
+		`c.yml:15: inputs[2].cri.poll_interval: must be positive, got -1s`,
+	} {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("missing error\n  %s\ngot:\n%v", m, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 8 {
+		t.Errorf("%d problems, want 8:\n%v", n, err)
+	}
+}

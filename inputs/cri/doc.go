@@ -1,0 +1,105 @@
+// Package cri tails the Kubernetes container logs that the kubelet and
+// the CRI runtime (containerd, CRI-O) write,
+// <root>/<namespace>_<pod>_<uid>/<container>/<restart>.log with the
+// kubelet's rotations <restart>.log.<YYYYMMDD-hhmmss>, and hands each line
+// to the pipeline as an event.
+//
+// The file following (discovery, fingerprints, rotation, offsets, turns,
+// partial-line joining, the hand-off and the checkpoint) is package tail,
+// as for the docker input; this package supplies the kubelet's layout,
+// the CRI line format and the metadata a log path carries.
+//
+// # Invariants
+//
+//   - Every guarantee of package tail holds: at least once (an offset is
+//     committed only after Writer.Flush accepted every line before it, and
+//     written to offsets.json only after Router.Sync), identity by
+//     fingerprint (never by path or inode alone), rotation by rename,
+//     rotations made while stopped read oldest first, lost data counted,
+//     bounded memory, atomic offsets file.
+//   - Layout (layout.go): container directories two levels below the root.
+//     In each, <n>.log files by restart count and each one's rotations
+//     <n>.log.<YYYYMMDD-hhmmss> by timestamp, oldest first: 0.log.<t1>,
+//     0.log.<t2>, 0.log, 1.log.<t3>, 1.log. Only the newest, if it is a
+//     live <n>.log, is rank 0 (may grow); every other file is read to its
+//     end and closed, the renamed one before the new live file is read.
+//     Compressed rotations (.gz), the kubelet's temporary files (.tmp) and
+//     every other name are never read.
+//   - Format (parse.go): "<time> <stream> <tags> <content>"; see Parsing.
+//     Parsing does not allocate; a line longer than the read buffer keeps
+//     its header and the first MaxLineBytes of its content and is never
+//     held whole.
+//   - Metadata (record.go): namespace, pod name, pod uid and container
+//     name come from the path (no Kubernetes API call), fixed per source.
+//   - Namespaces filtered out (IncludeNamespaces, ExcludeNamespaces,
+//     path.Match patterns; exclude wins) are never watched, listed or
+//     opened (tail.SourceFilter); their offsets entries are dropped.
+//
+// # Record layout
+//
+// Each event's Time is the line's timestamp (any zone offset, converted to
+// UTC nanoseconds); a joined line has its first piece's. Its Record is a
+// msgpack map with the docker input's conventions and the "kubernetes"
+// map of Fluent Bit's kubernetes filter (formats.md §7.2):
+//
+//	"log"        str  the message; P pieces joined up to their F; cut to
+//	                  MaxLineBytes (on a UTF-8 boundary). For a malformed
+//	                  line: the raw line.
+//	"stream"     str  "stdout" or "stderr" ("" for a malformed line)
+//	"kubernetes" map  "namespace_name", "pod_name", "pod_id" (the uid),
+//	                  "container_name", from the path ("" where an old
+//	                  kubelet's <uid>/ directory does not say)
+//	<field>...   any  with ParseJSON, when "log" is one JSON object: its
+//	                  top-level fields, as the docker input merges them;
+//	                  "log", "stream" and "kubernetes" are not overwritten.
+//
+// # Parsing
+//
+// The timestamp is RFC 3339 with 0 to 9 fraction digits and any offset
+// (containerd writes the node's local zone). The stream must be "stdout"
+// or "stderr". Of the ":"-separated tags only the first is read: P is a
+// partial line, F a full one or the last piece; tail joins the pieces per
+// stream (stdout and stderr interleave independently), emits them at the
+// F with the first piece's time, and emits a group with no continuation
+// for PartialFlushTimeout as it is. Joined lines longer than MaxLineBytes
+// are cut and counted in sluice_input_truncated_lines_total. An F line's
+// trailing "\r" is dropped (CRLF); "... F " is an empty line.
+//
+// A tags field whose first tag is neither P nor F (a line of the older
+// untagged format "<time> <stream> <content>") is a full line whose
+// content is everything after the stream. A line without a valid
+// timestamp, or without a stream field, is malformed: counted in
+// sluice_input_parse_errors_total, logged (rate-limited) and emitted raw
+// with an empty stream and the read time; reading goes on.
+//
+// # Tags
+//
+// CRIInput.Tag is compiled once (internal/record with AllowKube):
+// {namespace}, {pod}, {pod_id}, {container}, {stream} and {field:KEY}
+// (a top-level field of a JSON-object payload, whether or not ParseJSON
+// is set). Without {field:KEY} the rendered tag is cached per container
+// and stream.
+//
+// # Metrics
+//
+// Those of package tail, with the label input="<id>".
+//
+// # Known limitations
+//
+// Those of package tail, and:
+//
+//   - The kubelet gzips every rotation but the newest at each rotation. A
+//     rotated file already open is read to its end through its descriptor
+//     even after that; one compressed before it was finished (two
+//     rotations while the agent was stopped, or faster than it reads) is
+//     lost, and counted (an estimate, from its last known size), never
+//     read from the .gz.
+//   - A line split across a rotation (its P pieces in two files) is
+//     emitted as two lines.
+//   - Kubelet with cri-dockerd: <n>.log is a symlink into
+//     /var/lib/docker/containers holding Docker json-file lines. The link
+//     is refused (its target is outside the root) and that format is not
+//     parsed; use the docker input on such nodes.
+//   - No Kubernetes API metadata yet (labels, annotations, owner, image,
+//     node name): only what the path says.
+package cri
