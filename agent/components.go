@@ -15,6 +15,7 @@ import (
 	fwdin "github.com/sluice-agent/sluice/inputs/forward"
 	"github.com/sluice-agent/sluice/outputs/file"
 	fwdout "github.com/sluice-agent/sluice/outputs/forward"
+	s3out "github.com/sluice-agent/sluice/outputs/s3"
 	"github.com/sluice-agent/sluice/outputs/stdout"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -77,6 +78,9 @@ var (
 		}),
 		"stdout": typed(func(e env, _ *config.StdoutOutput) (runner, error) {
 			return stdout.New(e.id, e.queue, e.log, e.metrics), nil
+		}),
+		"s3": typed(func(e env, c *config.S3Output) (runner, error) {
+			return s3out.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
 		}),
 	}
 )

@@ -58,6 +58,7 @@ type Output struct {
 	Forward *ForwardOutput `yaml:"-" type:"forward" doc:"Forward protocol client (acks, gzip, TLS, handshake, failover)"`
 	File    *FileOutput    `yaml:"-" type:"file" doc:"JSON lines appended to a file, fsynced before each ack"`
 	Stdout  *StdoutOutput  `yaml:"-" type:"stdout" doc:"JSON lines on the agent's standard output"`
+	S3      *S3Output      `yaml:"-" type:"s3" doc:"archive to S3 or an S3-compatible store: objects of JSON or raw lines, gzip or zstd, multipart for large ones"`
 
 	Line int `yaml:"-"`
 }
