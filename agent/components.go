@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-agent/sluice/inputs/cri"
 	"github.com/sluice-agent/sluice/inputs/docker"
 	fwdin "github.com/sluice-agent/sluice/inputs/forward"
+	"github.com/sluice-agent/sluice/outputs/elasticsearch"
 	"github.com/sluice-agent/sluice/outputs/file"
 	fwdout "github.com/sluice-agent/sluice/outputs/forward"
 	s3out "github.com/sluice-agent/sluice/outputs/s3"
@@ -81,6 +82,9 @@ var (
 		}),
 		"s3": typed(func(e env, c *config.S3Output) (runner, error) {
 			return s3out.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
+		}),
+		"elasticsearch": typed(func(e env, c *config.ElasticsearchOutput) (runner, error) {
+			return elasticsearch.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
 		}),
 	}
 )

@@ -60,6 +60,8 @@ type Output struct {
 	Stdout  *StdoutOutput  `yaml:"-" type:"stdout" doc:"JSON lines on the agent's standard output"`
 	S3      *S3Output      `yaml:"-" type:"s3" doc:"archive to S3 or an S3-compatible store: objects of JSON or raw lines, gzip or zstd, multipart for large ones"`
 
+	Elasticsearch *ElasticsearchOutput `yaml:"-" type:"elasticsearch" doc:"_bulk API client for Elasticsearch, OpenSearch and compatible servers (per-item retries, dead letters, stable ids, gzip, SigV4)"`
+
 	Line int `yaml:"-"`
 }
 

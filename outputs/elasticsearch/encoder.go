@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"hash"
+	"hash/crc32"
 	"strconv"
 	"time"
 
@@ -30,7 +30,6 @@ const (
 // template is a compiled index or data stream template.
 type template struct {
 	parts     []tpart
-	constant  bool // literals only
 	usesTag   bool
 	usesTime  bool
 	usesField bool
@@ -47,7 +46,7 @@ func compileTemplate(s string) (*template, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &template{constant: true}
+	t := &template{}
 	for _, p := range parts {
 		tp := tpart{kind: p.Kind, text: []byte(p.Text)}
 		switch p.Kind {
@@ -59,9 +58,6 @@ func compileTemplate(s string) (*template, error) {
 			tp.path = bytes.Split(tp.text, []byte("."))
 		default:
 			t.usesTime = true
-		}
-		if p.Kind != config.IndexLiteral {
-			t.constant = false
 		}
 		t.parts = append(t.parts, tp)
 	}
@@ -243,9 +239,7 @@ type encoder struct {
 	preValid bool
 	scratch  []byte
 
-	h      hash.Hash
-	idIn   [21]byte
-	sum    [sha256.Size]byte
+	idIn   []byte
 	idSalt []byte
 
 	// Send's buffers.
@@ -259,7 +253,6 @@ type encoder struct {
 func newEncoder(s *settings) *encoder {
 	e := &encoder{s: s}
 	if s.stableIDs {
-		e.h = sha256.New()
 		e.idSalt = append([]byte(s.id), 0)
 	}
 	return e
@@ -347,24 +340,26 @@ func (e *encoder) appendPrefix(dst []byte, ev *delivery.Event) []byte {
 // appendID appends the event's stable _id: base64url (no padding) of the
 // first 15 bytes of SHA-256 over the output id, a zero byte, the tag, a
 // zero byte, the chunk's queue position (segment, offset), the event's
-// index in the chunk and the stored entry (time and record bytes).
+// index in the chunk, its time, and the length and CRC-32C of its stored
+// entry (time and record bytes).
 func (e *encoder) appendID(dst []byte, ev *delivery.Event) []byte {
-	e.h.Reset()
-	e.h.Write(e.idSalt)
-	e.h.Write(ev.Tag)
-	in := e.idIn[:]
-	in[0] = 0
-	binary.BigEndian.PutUint64(in[1:], ev.Chunk.Segment)
-	binary.BigEndian.PutUint64(in[9:], uint64(ev.Chunk.Offset))
-	binary.BigEndian.PutUint32(in[17:], uint32(ev.Index))
-	e.h.Write(in)
-	e.h.Write(ev.Entry)
-	sum := e.h.Sum(e.sum[:0])
+	in := append(append(e.idIn[:0], e.idSalt...), ev.Tag...)
+	in = append(in, 0)
+	in = binary.BigEndian.AppendUint64(in, ev.Chunk.Segment)
+	in = binary.BigEndian.AppendUint64(in, uint64(ev.Chunk.Offset))
+	in = binary.BigEndian.AppendUint32(in, uint32(ev.Index))
+	in = binary.BigEndian.AppendUint64(in, uint64(ev.Time))
+	in = binary.BigEndian.AppendUint32(in, uint32(len(ev.Entry)))
+	in = binary.BigEndian.AppendUint32(in, crc32.Checksum(ev.Entry, castagnoli))
+	e.idIn = in
+	sum := sha256.Sum256(in)
 	n := len(dst)
 	dst = append(dst, make([]byte, idLen)...)
 	base64.RawURLEncoding.Encode(dst[n:], sum[:idBytes])
 	return dst
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // end returns the end of event i's bytes in body.
 func (e *encoder) end(i int) int {
