@@ -2,7 +2,7 @@
 //
 //	go run ./cmd/sluice-bench [-lines 1000000] [-payload 200] [-runs 3] [-gzip]
 //
-// Workload "json-file" (the only -mode so far): Docker json-file logs of
+// Workload "json-file" (the default -mode): Docker json-file logs of
 // three log types in three containers (lines split evenly) are generated
 // into a fake Docker root BEFORE the agent starts; the agent (built from
 // ./cmd/agent with go build) tails them with parse_json, routes each line by
@@ -17,6 +17,9 @@
 // line and the peak RSS (Maxrss from the child's rusage after it exited on
 // SIGTERM); then the median of the runs. Every run uses a fresh data_dir
 // and fresh receivers over the same generated files.
+//
+// Modes "forward" (forward.go), "cri" (cri.go), "elasticsearch" and "s3"
+// (dest.go) measure the other paths; each file's doc says how.
 package main
 
 import (
@@ -64,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input), forward (Docker fluentd driver traffic into the forward input) or cri (the json-file lines in Kubernetes CRI format tailed by the cri input)")
+	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input), forward (Docker fluentd driver traffic into the forward input), cri (the json-file lines in Kubernetes CRI format tailed by the cri input), elasticsearch or s3 (the json-file lines to one elasticsearch or s3 output and a real VictoriaLogs or versitygw)")
 	fs.IntVar(&o.lines, "lines", 1_000_000, "log lines per run, split over 3 containers")
 	fs.IntVar(&o.payload, "payload", 200, "bytes of each line's JSON payload")
 	fs.IntVar(&o.runs, "runs", 3, "number of runs (the median is printed last)")
@@ -90,8 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w = &forwardMode{}
 	case "cri":
 		w = &criMode{}
+	case "elasticsearch", "s3":
+		w = &destMode{kind: o.mode}
 	default:
-		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward, cri)\n", o.mode)
+		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward, cri, elasticsearch, s3)\n", o.mode)
 		return 2
 	}
 	if err := bench(o, w, stdout, stderr); err != nil {
@@ -188,7 +193,13 @@ func bench(o options, w workload, stdout, stderr io.Writer) error {
 			return fmt.Errorf("interrupted by %v", s)
 		default:
 		}
-		r, err := runOnce(filepath.Join(dir, fmt.Sprintf("run%d", i+1)), bin, w, o)
+		runDir := filepath.Join(dir, fmt.Sprintf("run%d", i+1))
+		var r result
+		if d, ok := w.(*destMode); ok {
+			r, err = runDest(runDir, bin, d, o)
+		} else {
+			r, err = runOnce(runDir, bin, w, o)
+		}
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}

@@ -454,3 +454,36 @@ func tail(path string, n int64) string {
 	}
 	return string(bytes.TrimSpace(b))
 }
+
+// Launch starts versitygw outside a test (the benchmark command), with its
+// data under dir; the caller stops it.
+func Launch(dir string, opts ...Option) (*Server, error) {
+	c := config{access: DefaultAccessKey, secret: DefaultSecretKey, region: DefaultRegion}
+	for _, o := range opts {
+		o(&c)
+	}
+	bin, err := Binary()
+	if err != nil {
+		return nil, fmt.Errorf("%w (install: %s)", err, InstallCommand)
+	}
+	var lastErr error
+	for range 3 {
+		s, err := start(bin, dir, c)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// ObjectsErr is Objects returning its error.
+func (s *Server) ObjectsErr(bucket string) ([]Object, error) { return s.objects(bucket) }
+
+// CreateBucketErr is CreateBucket returning its error.
+func (s *Server) CreateBucketErr(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+	return err
+}

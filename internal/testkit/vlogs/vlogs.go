@@ -491,3 +491,28 @@ func tail(path string, n int64) string {
 	}
 	return string(b)
 }
+
+// Launch starts VictoriaLogs outside a test (the benchmark command), with
+// its storage under dir; the caller stops it.
+func Launch(dir string, opts ...Option) (*Server, error) {
+	c := config{fields: DefaultFields()}
+	for _, o := range opts {
+		o(&c)
+	}
+	bin, err := Binary()
+	if err != nil {
+		return nil, fmt.Errorf("%w (install: %s)", err, InstallCommand)
+	}
+	var lastErr error
+	for range 3 {
+		s, err := start(bin, dir, c)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// CountErr is Count returning its error.
+func (s *Server) CountErr(logsql string) (int, error) { return s.count(logsql) }
