@@ -272,19 +272,23 @@ func TestFullGood(t *testing.T) {
 				PartialFlushTimeout: 3 * time.Second,
 			}},
 			{ID: "driver", Type: "forward", Line: 19, Forward: &ForwardInput{
-				Listen:               "0.0.0.0:24224",
-				Unix:                 "/var/run/fluent.sock",
-				UnixMode:             ptr(uint32(0o660)),
-				Tag:                  "fwd.{tag}",
-				ParseJSON:            true,
-				MaxMessageBytes:      8 << 20,
-				MaxDecompressedBytes: 32 << 20,
-				MaxConnections:       256,
-				PartialTimeout:       10 * time.Second,
-				MaxPartialBytes:      2 << 20,
-				AckAfter:             "write",
-				UnixGroup:            "docker",
-				InsecureListen:       true,
+				Listen:                  "0.0.0.0:24224",
+				Unix:                    "/var/run/fluent.sock",
+				UnixMode:                ptr(uint32(0o660)),
+				Tag:                     "fwd.{tag}",
+				ParseJSON:               true,
+				MaxMessageBytes:         8 << 20,
+				MaxDecompressedBytes:    32 << 20,
+				MaxConnections:          256,
+				MaxUnixConnections:      512,
+				MaxConnectionsPerSource: 64,
+				IdleTimeout:             2 * time.Minute,
+				HandshakeTimeout:        5 * time.Second,
+				PartialTimeout:          10 * time.Second,
+				MaxPartialBytes:         2 << 20,
+				AckAfter:                "write",
+				UnixGroup:               "docker",
+				InsecureListen:          true,
 				TLS: &TLS{Enabled: true, CAFile: "/etc/sluice/ca.pem", CertFile: "/etc/sluice/server.pem",
 					KeyFile: "/etc/sluice/server.key", ClientAuth: true},
 				Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1", Users: []User{
@@ -292,7 +296,7 @@ func TestFullGood(t *testing.T) {
 					{Username: "bob", Password: "literal-bob-password"},
 				}},
 			}},
-			{ID: "pods", Type: "cri", Line: 48, CRI: &CRIInput{
+			{ID: "pods", Type: "cri", Line: 52, CRI: &CRIInput{
 				Root: "/mnt/pods", Tag: "kube.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}",
 				ParseJSON: true, MaxLineBytes: 512 << 10, PollInterval: 3 * time.Second,
 				CheckpointInterval: 250 * time.Millisecond, ReadFromHead: ptr(false), PartialFlushTimeout: 2 * time.Second,
@@ -300,7 +304,7 @@ func TestFullGood(t *testing.T) {
 			}},
 		},
 		Outputs: []Output{
-			{ID: "aggregator", Type: "forward", Line: 62,
+			{ID: "aggregator", Type: "forward", Line: 66,
 				Buffer: Buffer{MaxBytes: 2 << 30, SegmentBytes: 16 << 20, Overflow: "block", Fsync: "always",
 					FsyncInterval: 2 * time.Second, ChunkBytes: 512 << 10},
 				Forward: &ForwardOutput{
@@ -316,17 +320,17 @@ func TestFullGood(t *testing.T) {
 						KeyFile: "/etc/sluice/client.key", ServerName: "aggregator.internal"},
 					Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1"},
 				}},
-			{ID: "archive", Type: "file", Line: 99, Buffer: DefaultBuffer(),
+			{ID: "archive", Type: "file", Line: 103, Buffer: DefaultBuffer(),
 				Delivery: Delivery{Workers: 1, FlushInterval: 2 * time.Second, MaxInFlightBytes: 16 << 20,
 					RetryInitial: 2 * time.Second, RetryMax: 30 * time.Second, MaxRetries: 5,
 					DeadLetter: DeadLetter{Enabled: ptr(false), MaxBytes: 64 << 20}},
 				File: &FileOutput{Path: "/var/log/sluice/archive.jsonl"}},
-			{ID: "debug", Type: "stdout", Line: 110, Buffer: withMax(DefaultBuffer(), 64<<20),
+			{ID: "debug", Type: "stdout", Line: 114, Buffer: withMax(DefaultBuffer(), 64<<20),
 				Stdout: &StdoutOutput{}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 115},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 118},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 119},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 122},
 		},
 		DefaultOutput: "debug",
 	}
@@ -401,7 +405,8 @@ func TestDefaults(t *testing.T) {
 	f := DefaultForwardInput()
 	if f.Listen != "127.0.0.1:24224" || *f.UnixMode != 0o660 || f.MaxMessageBytes != 16<<20 ||
 		f.MaxDecompressedBytes != 64<<20 || f.MaxConnections != 1024 || f.PartialTimeout != 5*time.Second ||
-		f.MaxPartialBytes != 1<<20 || f.AckAfter != "fsync" {
+		f.MaxPartialBytes != 1<<20 || f.AckAfter != "fsync" || f.MaxUnixConnections != 1024 ||
+		f.MaxConnectionsPerSource != 128 || f.IdleTimeout != time.Minute || f.HandshakeTimeout != 10*time.Second {
 		t.Errorf("forward input defaults: %s", spew(f))
 	}
 	b := DefaultBuffer()

@@ -33,8 +33,35 @@ type ForwardInput struct {
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// MaxDecompressedBytes caps one decompressed request. Default 64 MiB.
 	MaxDecompressedBytes int `yaml:"max_decompressed_bytes"`
-	// MaxConnections caps concurrent connections. Default 1024.
+	// MaxConnections caps concurrent TCP (and TLS) connections. Default
+	// 1024. When all are taken, a new connection is accepted by closing
+	// one that is idle (see IdleTimeout); if none is, it is refused.
 	MaxConnections int `yaml:"max_connections"`
+	// MaxUnixConnections caps concurrent unix socket connections, a slot
+	// pool of their own: TCP clients cannot take the slots of the socket
+	// Docker's driver and FireLens use on the node. Default 1024.
+	MaxUnixConnections int `yaml:"max_unix_connections"`
+	// MaxConnectionsPerSource caps the TCP connections of one remote IP
+	// address. Default 128. Connections from the node itself (a loopback
+	// address, or the address they connect to, as Docker's driver does
+	// from the daemon) are exempt: every container's driver connection
+	// comes from there, and they are bounded by MaxConnections alone.
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// IdleTimeout is how long a connection must have sent nothing before
+	// it may be closed to make room for a new one when its pool
+	// (max_connections, max_unix_connections, or its source's
+	// max_connections_per_source) is full. Default 60s. An idle connection
+	// is never closed while there is room: Docker's driver keeps one
+	// connection per container open and idle between lines, for hours.
+	// Connections that never completed a request (or the handshake) are
+	// closed first, the least recently active first, whatever their age.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// HandshakeTimeout bounds the TLS handshake and, with security, the
+	// Forward handshake (HELO to PING), counted from the connect: a
+	// connection that has not completed them by then is closed. Default
+	// 10s. Without tls or security nothing is expected of a client before
+	// its first event, so there is no such deadline (see IdleTimeout).
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// PartialTimeout flushes an incomplete partial message after this long. Default 5s.
 	PartialTimeout time.Duration `yaml:"partial_timeout"`
 	// MaxPartialBytes caps a reassembled partial message. Default 1 MiB.
@@ -58,14 +85,18 @@ const DefaultListen = "127.0.0.1:24224"
 // configured).
 func DefaultForwardInput() ForwardInput {
 	return ForwardInput{
-		Listen:               DefaultListen,
-		UnixMode:             ptr(uint32(0o660)),
-		MaxMessageBytes:      16 << 20,
-		MaxDecompressedBytes: 64 << 20,
-		MaxConnections:       1024,
-		PartialTimeout:       5 * time.Second,
-		MaxPartialBytes:      1 << 20,
-		AckAfter:             "fsync",
+		Listen:                  DefaultListen,
+		UnixMode:                ptr(uint32(0o660)),
+		MaxMessageBytes:         16 << 20,
+		MaxDecompressedBytes:    64 << 20,
+		MaxConnections:          1024,
+		MaxUnixConnections:      1024,
+		MaxConnectionsPerSource: 128,
+		IdleTimeout:             60 * time.Second,
+		HandshakeTimeout:        10 * time.Second,
+		PartialTimeout:          5 * time.Second,
+		MaxPartialBytes:         1 << 20,
+		AckAfter:                "fsync",
 	}
 }
 
@@ -132,6 +163,10 @@ func (f *ForwardInput) check(v *checker, p string) {
 	v.positiveInt(p+".max_message_bytes", f.MaxMessageBytes)
 	v.positiveInt(p+".max_decompressed_bytes", f.MaxDecompressedBytes)
 	v.positiveInt(p+".max_connections", f.MaxConnections)
+	v.positiveInt(p+".max_unix_connections", f.MaxUnixConnections)
+	v.positiveInt(p+".max_connections_per_source", f.MaxConnectionsPerSource)
+	v.positive(p+".idle_timeout", f.IdleTimeout)
+	v.positive(p+".handshake_timeout", f.HandshakeTimeout)
 	v.positive(p+".partial_timeout", f.PartialTimeout)
 	v.positiveInt(p+".max_partial_bytes", f.MaxPartialBytes)
 	v.oneOf(p+".ack_after", f.AckAfter, "fsync", "write")

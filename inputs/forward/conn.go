@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +27,8 @@ const (
 )
 
 // conn is one client connection, served by one goroutine (serve) that owns
-// every field except closing.
+// every field except the atomics, which the accept loop reads to pick a
+// connection to evict, and pool and source, guarded by Input.mu.
 type conn struct {
 	in  *Input
 	ctx context.Context
@@ -36,6 +38,14 @@ type conn struct {
 
 	closing atomic.Bool // set by Input.Run at shutdown
 	drainAt time.Time
+
+	pool      *slotPool  // the slot it holds; nil once freed (Input.mu)
+	source    netip.Addr // counted for max_connections_per_source, if valid (Input.mu)
+	connected time.Time
+	lastRead  atomic.Int64 // unix ns of the last byte received (connected at first)
+	used      atomic.Bool  // completed a request or the Forward handshake
+	reading   atomic.Bool  // waiting in Read (not busy with a request)
+	evicted   atomic.Bool  // closed to make room: ends quietly
 
 	buf        []byte // len(buf) is the usable size; data is buf[start:end]
 	start, end int
@@ -67,15 +77,46 @@ type conn struct {
 
 func newConn(in *Input, ctx context.Context, nc net.Conn) *conn {
 	c := &conn{
-		in:  in,
-		ctx: ctx,
-		nc:  nc,
-		log: in.log.With("remote", remoteAddr(nc)),
-		w:   in.r.NewWriter(),
-		buf: make([]byte, initialBufSize),
+		in:        in,
+		ctx:       ctx,
+		nc:        nc,
+		log:       in.log.With("remote", remoteAddr(nc)),
+		w:         in.r.NewWriter(),
+		buf:       make([]byte, initialBufSize),
+		connected: time.Now(),
 	}
+	c.lastRead.Store(c.connected.UnixNano())
 	c.eventFn = c.onEvent
 	return c
+}
+
+// errEvicted ends the loop of a connection closed to make room.
+var errEvicted = errors.New("connection closed to make room for a new one")
+
+// handshakeDeadline is when the TLS and Forward handshakes must be done.
+func (c *conn) handshakeDeadline() time.Time {
+	return c.connected.Add(c.in.cfg.HandshakeTimeout)
+}
+
+// handshakeFailed counts and logs (rate-limited) a failed TLS or Forward
+// handshake; one that ran out of time is counted as evicted too.
+func (c *conn) handshakeFailed(msg string, err error) {
+	if c.evicted.Load() {
+		return // the eviction was counted and logged
+	}
+	c.in.m.handshakeFailures.Inc()
+	timeout := isTimeout(err) && !c.closing.Load()
+	if timeout {
+		c.in.m.evictedHandshake.Inc()
+	}
+	if ok, n := c.in.handshakeLog.allow(); ok {
+		args := []any{"err", err, "suppressed_since_last_log", n}
+		if timeout {
+			msg += " (handshake_timeout)"
+			args = append(args, "handshake_timeout", c.in.cfg.HandshakeTimeout.String())
+		}
+		c.log.Warn(msg, args...)
+	}
 }
 
 // stop asks serve to finish: it reads on for drainGrace, then flushes, sends
@@ -91,10 +132,9 @@ func (c *conn) stop() {
 func (c *conn) serve() {
 	defer c.finish()
 	if tc, ok := c.nc.(*tls.Conn); ok {
-		c.nc.SetDeadline(time.Now().Add(handshakeTimeout)) //nolint:errcheck
+		c.nc.SetDeadline(c.handshakeDeadline()) //nolint:errcheck
 		if err := tc.HandshakeContext(c.ctx); err != nil {
-			c.in.m.handshakeFailures.Inc()
-			c.log.Warn("tls handshake failed", "err", err)
+			c.handshakeFailed("tls handshake failed", err)
 			return
 		}
 		c.nc.SetDeadline(time.Time{}) //nolint:errcheck
@@ -102,12 +142,13 @@ func (c *conn) serve() {
 	if c.in.sec != nil {
 		if err := c.handshake(); err != nil {
 			if !errors.Is(err, errHandshake) && !errors.Is(err, io.EOF) {
-				c.log.Warn("forward handshake failed", "err", err)
+				c.handshakeFailed("forward handshake failed", err)
 			}
 			return
 		}
+		c.used.Store(true)
 	}
-	if err := c.loop(); err != nil {
+	if err := c.loop(); err != nil && !errors.Is(err, errEvicted) {
 		c.log.Error("closing forward connection", "err", err)
 	}
 }
@@ -134,6 +175,8 @@ func (c *conn) loop() error {
 		}
 		switch {
 		case err == nil:
+		case c.evicted.Load():
+			return errEvicted
 		case isTimeout(err):
 			if c.closing.Load() {
 				if c.drainDone() {
@@ -154,6 +197,9 @@ func (c *conn) loop() error {
 
 // endOfStream reports bytes of an unfinished request left at the end.
 func (c *conn) endOfStream() error {
+	if c.evicted.Load() {
+		return errEvicted
+	}
 	if c.end > c.start {
 		c.in.m.protocolErrors.Inc()
 		return fmt.Errorf("connection ended inside a request; %d bytes discarded (not acked)", c.end-c.start)
@@ -193,7 +239,12 @@ func (c *conn) read(want time.Time) (int, error) {
 			break
 		}
 	}
+	c.reading.Store(true)
 	n, err := c.nc.Read(c.buf[c.end:])
+	c.reading.Store(false)
+	if n > 0 {
+		c.lastRead.Store(time.Now().UnixNano())
+	}
 	c.end += n
 	c.in.m.bytes.Add(n)
 	return n, err
@@ -233,7 +284,7 @@ func (c *conn) makeRoom() {
 // readFrame reads until one complete msgpack value is buffered and returns
 // it (without consuming it). Used by the handshake.
 func (c *conn) readFrame(limit int) ([]byte, error) {
-	deadline := time.Now().Add(handshakeTimeout)
+	deadline := c.handshakeDeadline()
 	for {
 		n, ok, err := c.fr.next(c.buf[c.start:c.end], limit)
 		if err != nil {
@@ -324,6 +375,9 @@ func (c *conn) handleRequest(req wire.Request, err error) error {
 		}
 		c.in.m.protocolErrors.Inc()
 		return fmt.Errorf("decode request: %w", err)
+	}
+	if !c.used.Load() {
+		c.used.Store(true)
 	}
 	if req.Mode == wire.ModeNil {
 		return nil // TCP heartbeat

@@ -665,11 +665,7 @@ func TestLimits(t *testing.T) {
 			c.Write(message("app", 1700000000, rec("log", "x"), fmt.Sprint("c", i)))
 			readN(t, c, len(ack("c0")))
 		}
-		c3 := s.dial(t)
-		c3.Write(message("app", 1700000000, rec("log", "x"), "c3"))
-		if got := readAll(t, c3); len(got) != 0 {
-			t.Fatalf("refused connection got %x", got)
-		}
+		s.expectRefused(t, "tcp", s.addr) // reset: see abort
 		if n := s.counter(`sluice_input_limit_violations_total{input="fw",limit="connections"}`); n != 1 {
 			t.Fatalf("limit counter %d", n)
 		}

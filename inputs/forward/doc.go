@@ -48,10 +48,11 @@
 //     (sluice_input_limit_violations_total{limit=...}) and close the
 //     connection after the earlier requests were flushed and acked.
 //   - Accepting never waits on an output: listeners are bound when Run
-//     starts (before anything else happens), connections beyond
-//     max_connections are accepted and closed at once (logged at most every
-//     10 s, counted), and with the default drop_oldest overflow a queue never
-//     blocks a connection.
+//     starts (before anything else happens), a connection that finds no
+//     slot is closed at once (below), and with the default drop_oldest
+//     overflow a queue never blocks a connection.
+//   - Connections that send nothing cannot lock clients out (see
+//     Connection slots).
 //   - Nothing is dropped silently: invalid events (time not an integer or
 //     EventTime, record not a map, tag not a string) are skipped like
 //     Fluentd's skip_invalid_event, counted and logged (rate-limited), and
@@ -82,6 +83,67 @@
 // ["PONG", true, "", self_hostname, digest], or by
 // ["PONG", false, "invalid ping message" | "shared_key mismatch" |
 // "username/password mismatch", "", ""] and a close.
+//
+// # Connection slots
+//
+// TCP (and TLS) connections share max_connections slots (default 1024);
+// the unix socket has max_unix_connections (default 1024) of its own, so
+// TCP clients cannot take the slots of the socket Docker's driver and
+// FireLens use. One remote IP address holds at most
+// max_connections_per_source (default 128) TCP connections; connections
+// from the node itself are exempt: from a loopback address, or from the
+// very address they connect to (what a local process such as dockerd gets
+// when it dials one of the node's addresses). Every container's driver
+// connection comes from there, 200 containers are 200 connections of that
+// one "source", so a per-source limit would break a busy node; they are
+// bounded by max_connections alone. Containers on a bridge network that
+// dial the host have their own addresses and are counted each.
+//
+// Idle connections are not timed out while there is room. Docker's driver
+// (fluent-logger-golang) opens one connection at container start (or at
+// its first line, with fluentd-async) and keeps it open and idle between
+// lines, for hours if the container is quiet; it only learns that the
+// agent closed it when a later write fails, and in the default mode
+// without acks a write into a connection closed with a FIN "succeeds" and
+// that line is lost. So a connection is closed only to make room, when a
+// new one finds its pool (or its source's slots) full, choosing:
+//
+//  1. a connection that never completed a request (any valid Forward
+//     request, the nil heartbeat included) or, with security, the Forward
+//     handshake: the one whose last byte (or connect) is oldest first,
+//     however young it is. Silent floods, slow-loris requests and
+//     unauthenticated peers go first; a new connection is last in that
+//     line, so even against a flood that reconnects what it loses it has
+//     as many evictions as its pool has slots to send its first request;
+//  2. else one that completed a request and has sent nothing for
+//     idle_timeout (default 60s) while waiting for data (never one busy
+//     with a request), the longest idle first;
+//  3. else none: the new connection is refused.
+//
+// The closed connection is reset (SO_LINGER 0), not closed with a FIN, and
+// so is a refused one: after a reset the client's next write fails at
+// once, and fluent-logger-golang reconnects and sends that line again,
+// instead of losing it into a half-closed connection. (On the unix socket
+// a write to a closed peer fails at once anyway.) A never-used driver
+// connection may thus be evicted during a flood and its first line is
+// still delivered; once it has sent, it is behind every silent
+// connection in the order. Evictions are counted in
+// sluice_input_connections_evicted_total{reason="unused"|"idle"},
+// refusals in sluice_input_limit_violations_total{limit="connections" |
+// "unix_connections" | "connections_per_source"}, and both logged at most
+// every 10 s (with how many were not logged).
+//
+// Without tls or security nothing is expected of a client before its first
+// event, so there is no first-byte deadline: a container that stays quiet
+// for minutes after it started keeps its connection (until a flood needs
+// the slot, above). With tls, the TLS handshake, and with security, the
+// Forward handshake too (HELO to PING), must complete within
+// handshake_timeout (default 10s) of the connect, or the connection is
+// closed (sluice_input_handshake_failures_total and
+// sluice_input_connections_evicted_total{reason="handshake_timeout"});
+// unauthenticated connections are evicted first before that, so peers that
+// reconnect every handshake_timeout cannot keep the input full either.
+// Failed handshakes are logged at most every 10 s.
 //
 // # Records
 //
@@ -142,9 +204,12 @@
 // sluice_input_invalid_requests_total, sluice_input_protocol_errors_total,
 // sluice_input_handshake_failures_total (TLS and Forward handshakes),
 // sluice_input_partial_reassemblies_total,
-// sluice_input_partial_incomplete_total, sluice_input_partial_unjoined_total
-// and sluice_input_limit_violations_total{limit="message_bytes" |
-// "decompressed_bytes" | "connections" | "partial_bytes"}.
+// sluice_input_partial_incomplete_total, sluice_input_partial_unjoined_total,
+// sluice_input_connections_evicted_total{reason="unused" | "idle" |
+// "handshake_timeout"} and
+// sluice_input_limit_violations_total{limit="message_bytes" |
+// "decompressed_bytes" | "connections" | "unix_connections" |
+// "connections_per_source" | "partial_bytes"}.
 //
 // # Known limitations
 //
@@ -160,8 +225,18 @@
 //     of a long line, the fragments before and after are stored as two
 //     incomplete lines.
 //   - Peak memory is bounded per connection, so the total is bounded by
-//     max_connections times about max_message_bytes plus
-//     max_decompressed_bytes in the worst case.
+//     max_connections plus max_unix_connections times about
+//     max_message_bytes plus max_decompressed_bytes in the worst case.
+//   - Eviction cannot protect against a peer that behaves like a client: one
+//     that sends a valid request (a nil heartbeat is enough) on each of its
+//     connections at least every idle_timeout holds them. From other hosts
+//     max_connections_per_source bounds it; local processes are trusted
+//     with TCP on loopback (the unix socket, 0660, is the path to prefer).
+//   - A reset can be lost on a real network (it is not retransmitted);
+//     then a remote client's first write after an eviction can still be
+//     lost, as with any close. On loopback and the unix socket it is not.
+//     A line written in the instant the agent evicts a connection idle for
+//     idle_timeout can be lost the same way (without acks).
 //   - Data a client sent that was still in kernel buffers when the agent
 //     stops (after the 250 ms drain) is not read: clients that request acks
 //     resend it; Docker's driver without acks does not.

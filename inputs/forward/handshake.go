@@ -81,7 +81,9 @@ func (c *conn) handshake() error {
 			// A heartbeat-style connection that closes after the HELO.
 			return err
 		}
-		c.in.m.handshakeFailures.Inc()
+		if errors.Is(err, io.EOF) {
+			c.in.m.handshakeFailures.Inc() // serve ignores EOF; the rest is counted by handshakeFailed
+		}
 		return fmt.Errorf("handshake: read PING: %w", err)
 	}
 	ping, _, perr := wire.ReadPing(frame)
@@ -103,8 +105,10 @@ func (c *conn) handshake() error {
 		c.in.m.handshakeFailures.Inc()
 		c.out = wire.AppendPong(c.out[:0], wire.Pong{OK: false, Reason: []byte(reason)})
 		werr := c.write(c.out)
-		c.log.Warn("forward handshake refused", "reason", reason, "client_hostname", string(ping.Hostname),
-			"username", string(ping.Username))
+		if ok, n := c.in.handshakeLog.allow(); ok {
+			c.log.Warn("forward handshake refused", "reason", reason, "client_hostname", string(ping.Hostname),
+				"username", string(ping.Username), "suppressed_since_last_log", n)
+		}
 		return errors.Join(errHandshake, werr)
 	}
 	c.start += len(frame)

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"strconv"
@@ -36,14 +37,14 @@ const (
 )
 
 // Timeouts of the connection handling. They are not configurable: they only
-// bound how long a silent or stuck peer can hold resources.
+// bound how long a silent or stuck peer can hold resources. (The handshake
+// deadline is handshake_timeout, idleness idle_timeout.)
 const (
-	handshakeTimeout = 10 * time.Second       // TLS handshake, and HELO to PING
-	writeTimeout     = 30 * time.Second       // one ack or handshake write
-	drainGrace       = 250 * time.Millisecond // reading on after shutdown starts
-	flushRetryMin    = 50 * time.Millisecond  // back-off of a failing Flush
-	flushRetryMax    = 2 * time.Second        // its cap
-	stopTimeout      = 5 * time.Second        // final flushes, then connections are cut
+	writeTimeout  = 30 * time.Second       // one ack or handshake write
+	drainGrace    = 250 * time.Millisecond // reading on after shutdown starts
+	flushRetryMin = 50 * time.Millisecond  // back-off of a failing Flush
+	flushRetryMax = 2 * time.Second        // its cap
+	stopTimeout   = 5 * time.Second        // final flushes, then connections are cut
 )
 
 // Input is a Forward protocol server. See the package doc.
@@ -57,7 +58,8 @@ type Input struct {
 	tmpl     *record.Template
 	tlsConf  *tls.Config
 	sec      *security
-	rand     io.Reader // nonces and salts; tests replace it
+	rand     io.Reader                 // nonces and salts; tests replace it
+	sourceOf func(net.Conn) netip.Addr // per-source key (sourceOf); tests replace it
 
 	ran       atomic.Bool
 	readyOnce sync.Once
@@ -66,11 +68,15 @@ type Input struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	tcpPool  *slotPool // max_connections, max_connections_per_source
+	unixPool *slotPool // max_unix_connections
 	stopping bool
 
-	rejectLog  rateLimit // connections over MaxConnections
-	invalidLog rateLimit // invalid events and requests
-	flushLog   rateLimit // failing Flushes
+	rejectLog    rateLimit // connections refused: a slot pool is full
+	evictLog     rateLimit // connections closed to make room
+	handshakeLog rateLimit // failed or timed out TLS and Forward handshakes
+	invalidLog   rateLimit // invalid events and requests
+	flushLog     rateLimit // failing Flushes
 }
 
 // New validates cfg and returns an Input. It does not bind anything; Run
@@ -104,6 +110,8 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		{"max_message_bytes", &cfg.MaxMessageBytes, def.MaxMessageBytes},
 		{"max_decompressed_bytes", &cfg.MaxDecompressedBytes, def.MaxDecompressedBytes},
 		{"max_connections", &cfg.MaxConnections, def.MaxConnections},
+		{"max_unix_connections", &cfg.MaxUnixConnections, def.MaxUnixConnections},
+		{"max_connections_per_source", &cfg.MaxConnectionsPerSource, def.MaxConnectionsPerSource},
 		{"max_partial_bytes", &cfg.MaxPartialBytes, def.MaxPartialBytes},
 	} {
 		if *d.v == 0 {
@@ -120,28 +128,44 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 	default:
 		return nil, fmt.Errorf("forward input %s: ack_after %q: want fsync or write", id, cfg.AckAfter)
 	}
-	if cfg.PartialTimeout == 0 {
-		cfg.PartialTimeout = def.PartialTimeout
-	}
-	if cfg.PartialTimeout < 0 {
-		return nil, fmt.Errorf("forward input %s: partial_timeout must be positive, got %s", id, cfg.PartialTimeout)
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"partial_timeout", &cfg.PartialTimeout, def.PartialTimeout},
+		{"idle_timeout", &cfg.IdleTimeout, def.IdleTimeout},
+		{"handshake_timeout", &cfg.HandshakeTimeout, def.HandshakeTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+		if *d.v < 0 {
+			return nil, fmt.Errorf("forward input %s: %s must be positive, got %s", id, d.name, *d.v)
+		}
 	}
 	if cfg.InsecureListen {
 		log.Warn("insecure_listen: the forward listener may accept unauthenticated, unencrypted clients from other hosts", "listen", cfg.Listen)
 	}
+	m := newInputMetrics(set, id)
 	in := &Input{
-		id:         id,
-		cfg:        cfg,
-		unixMode:   mode,
-		r:          r,
-		log:        log, // the agent labels it input=<id>
-		m:          newInputMetrics(set, id),
-		rand:       rand.Reader,
-		ready:      make(chan struct{}),
-		conns:      make(map[*conn]struct{}),
-		rejectLog:  rateLimit{interval: 10 * time.Second},
-		invalidLog: rateLimit{interval: 10 * time.Second},
-		flushLog:   rateLimit{interval: 10 * time.Second},
+		id:           id,
+		cfg:          cfg,
+		unixMode:     mode,
+		r:            r,
+		log:          log, // the agent labels it input=<id>
+		m:            m,
+		rand:         rand.Reader,
+		sourceOf:     sourceOf,
+		ready:        make(chan struct{}),
+		conns:        make(map[*conn]struct{}),
+		tcpPool:      newSlotPool("tcp", "max_connections", cfg.MaxConnections, cfg.MaxConnectionsPerSource, m.limitConnections),
+		unixPool:     newSlotPool("unix", "max_unix_connections", cfg.MaxUnixConnections, 0, m.limitUnixConnections),
+		rejectLog:    rateLimit{interval: 10 * time.Second},
+		evictLog:     rateLimit{interval: 10 * time.Second},
+		handshakeLog: rateLimit{interval: 10 * time.Second},
+		invalidLog:   rateLimit{interval: 10 * time.Second},
+		flushLog:     rateLimit{interval: 10 * time.Second},
 	}
 	if cfg.Tag != "" {
 		t, err := record.Compile(cfg.Tag, record.AllowTag)
@@ -236,7 +260,11 @@ func (in *Input) Run(ctx context.Context) error {
 	defer cancelConns()
 	var accepters, conns sync.WaitGroup
 	for _, ln := range lns {
-		accepters.Go(func() { in.accept(connCtx, ln, &conns) })
+		pool := in.tcpPool
+		if ln.Addr().Network() == "unix" {
+			pool = in.unixPool
+		}
+		accepters.Go(func() { in.accept(connCtx, ln, pool, &conns) })
 	}
 	if udp != nil {
 		accepters.Go(func() { in.heartbeat(udp) })
@@ -374,8 +402,9 @@ func lookupGID(g string) (int, error) {
 	return strconv.Atoi(grp.Gid)
 }
 
-// accept serves one listener until it is closed.
-func (in *Input) accept(ctx context.Context, ln net.Listener, wg *sync.WaitGroup) {
+// accept serves one listener until it is closed; its connections take
+// slots of pool.
+func (in *Input) accept(ctx context.Context, ln net.Listener, pool *slotPool, wg *sync.WaitGroup) {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -390,37 +419,96 @@ func (in *Input) accept(ctx context.Context, ln net.Listener, wg *sync.WaitGroup
 			continue
 		}
 		backoff = 0
-		in.mu.Lock()
-		if in.stopping {
-			in.mu.Unlock()
-			nc.Close()
+		c, ok := in.admit(ctx, nc, pool)
+		if !ok {
 			continue
 		}
-		if len(in.conns) >= in.cfg.MaxConnections {
-			in.mu.Unlock()
-			// Count before closing: a client that sees the close may read the counter.
-			in.m.limitConnections.Inc()
-			nc.Close()
-			if ok, n := in.rejectLog.allow(); ok {
-				in.log.Warn("connection refused: max_connections reached", "max_connections", in.cfg.MaxConnections,
-					"remote", remoteAddr(nc), "also_refused_since_last_log", n)
-			}
-			continue
-		}
-		c := newConn(in, ctx, nc)
-		in.conns[c] = struct{}{}
-		in.mu.Unlock()
 		in.m.accepted.Inc()
 		in.m.connections.Inc()
 		wg.Go(func() {
 			defer func() {
 				in.mu.Lock()
 				delete(in.conns, c)
+				if c.pool != nil {
+					c.pool.remove(c)
+				}
 				in.mu.Unlock()
 				in.m.connections.Dec()
 			}()
 			c.serve()
 		})
+	}
+}
+
+// admit gives nc a slot of pool, making room if the pool, or the slots of
+// nc's source address, are all taken: the connection victim picks is
+// closed (reset) and counted in sluice_input_connections_evicted_total. If
+// there is nothing to evict, nc is refused: reset at once, counted in
+// sluice_input_limit_violations_total. Evictions and refusals are logged
+// at most every 10 s each.
+func (in *Input) admit(ctx context.Context, nc net.Conn, pool *slotPool) (*conn, bool) {
+	src := netip.Addr{}
+	if pool.perSource > 0 {
+		src = in.sourceOf(nc)
+	}
+	refuse := func(counter *metrics.Counter, msg string, args ...any) {
+		in.mu.Unlock()
+		// Count before closing: a client that sees the close may read the
+		// counter. Reset, as an eviction is: see abort.
+		counter.Inc()
+		abort(nc)
+		if ok, n := in.rejectLog.allow(); ok {
+			in.log.Warn(msg, append(args, "remote", remoteAddr(nc), "also_refused_since_last_log", n)...)
+		}
+	}
+	in.mu.Lock()
+	if in.stopping {
+		in.mu.Unlock()
+		nc.Close()
+		return nil, false
+	}
+	var v *conn
+	var why string
+	switch {
+	case src.IsValid() && len(pool.bySource[src]) >= pool.perSource:
+		// Evicting one of the source's own also frees a slot of the pool.
+		if v, why = victim(pool.bySource[src], time.Now(), in.cfg.IdleTimeout); v == nil {
+			refuse(in.m.limitPerSource, "connection refused: max_connections_per_source reached and none of the source's connections may be closed",
+				"max_connections_per_source", pool.perSource, "source", src.String())
+			return nil, false
+		}
+	case len(pool.conns) >= pool.max:
+		if v, why = victim(pool.conns, time.Now(), in.cfg.IdleTimeout); v == nil {
+			refuse(pool.refused, "connection refused: "+pool.option+" reached and none of the connections may be closed",
+				pool.option, pool.max, "listener", pool.name)
+			return nil, false
+		}
+	}
+	if v != nil {
+		v.evicted.Store(true)
+		pool.remove(v)
+	}
+	c := newConn(in, ctx, nc)
+	c.source = src
+	pool.add(c)
+	in.conns[c] = struct{}{}
+	in.mu.Unlock()
+	if v != nil {
+		in.closeEvicted(v, why)
+	}
+	return c, true
+}
+
+// closeEvicted resets v, whose slot admit gave away, and counts and logs
+// it.
+func (in *Input) closeEvicted(v *conn, why string) {
+	in.m.evicted(why).Inc()
+	abort(v.nc)
+	if ok, n := in.evictLog.allow(); ok {
+		in.log.Warn("closed a connection to make room for a new one", "reason", why,
+			"remote", remoteAddr(v.nc), "connected_for", time.Since(v.connected).Round(time.Millisecond).String(),
+			"idle_for", time.Since(time.Unix(0, v.lastRead.Load())).Round(time.Millisecond).String(),
+			"idle_timeout", in.cfg.IdleTimeout.String(), "also_evicted_since_last_log", n)
 	}
 }
 

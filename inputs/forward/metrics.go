@@ -10,27 +10,32 @@ import (
 
 // inputMetrics are the input's counters, all labelled input="<id>".
 type inputMetrics struct {
-	connections       *metrics.Gauge   // sluice_input_connections
-	accepted          *metrics.Counter // sluice_input_connections_total
-	bytes             *metrics.Counter // sluice_input_bytes_total
-	requests          *metrics.Counter // sluice_input_requests_total
-	events            *metrics.Counter // sluice_input_events_total (stored events, after reassembly)
-	acks              *metrics.Counter // sluice_input_acks_total
-	invalidEvents     *metrics.Counter // sluice_input_invalid_events_total
-	invalidRequests   *metrics.Counter // sluice_input_invalid_requests_total
-	protocolErrors    *metrics.Counter // sluice_input_protocol_errors_total (connection closed)
-	handshakeFailures *metrics.Counter // sluice_input_handshake_failures_total (TLS or HELO/PING/PONG)
-	partialJoined     *metrics.Counter // sluice_input_partial_reassemblies_total
-	partialTimeouts   *metrics.Counter // sluice_input_partial_incomplete_total
-	partialUnjoined   *metrics.Counter // sluice_input_partial_unjoined_total
-	limitMessage      *metrics.Counter // sluice_input_limit_violations_total{limit="message_bytes"}
-	limitDecompressed *metrics.Counter // ...{limit="decompressed_bytes"}
-	limitConnections  *metrics.Counter // ...{limit="connections"}
-	limitPartial      *metrics.Counter // ...{limit="partial_bytes"}
-	refusedSize       *metrics.Counter // sluice_input_refused_events_total{reason="event_bytes"}
-	refusedDepth      *metrics.Counter // ...{reason="nesting_depth"}
-	flushRetries      *metrics.Counter // sluice_input_flush_failures_total
-	discarded         *metrics.Counter // sluice_input_discarded_events_total (held when a connection gave up)
+	connections          *metrics.Gauge   // sluice_input_connections
+	accepted             *metrics.Counter // sluice_input_connections_total
+	bytes                *metrics.Counter // sluice_input_bytes_total
+	requests             *metrics.Counter // sluice_input_requests_total
+	events               *metrics.Counter // sluice_input_events_total (stored events, after reassembly)
+	acks                 *metrics.Counter // sluice_input_acks_total
+	invalidEvents        *metrics.Counter // sluice_input_invalid_events_total
+	invalidRequests      *metrics.Counter // sluice_input_invalid_requests_total
+	protocolErrors       *metrics.Counter // sluice_input_protocol_errors_total (connection closed)
+	handshakeFailures    *metrics.Counter // sluice_input_handshake_failures_total (TLS or HELO/PING/PONG)
+	partialJoined        *metrics.Counter // sluice_input_partial_reassemblies_total
+	partialTimeouts      *metrics.Counter // sluice_input_partial_incomplete_total
+	partialUnjoined      *metrics.Counter // sluice_input_partial_unjoined_total
+	limitMessage         *metrics.Counter // sluice_input_limit_violations_total{limit="message_bytes"}
+	limitDecompressed    *metrics.Counter // ...{limit="decompressed_bytes"}
+	limitConnections     *metrics.Counter // ...{limit="connections"}: TCP pool full, nothing to evict
+	limitUnixConnections *metrics.Counter // ...{limit="unix_connections"}: unix pool full, nothing to evict
+	limitPerSource       *metrics.Counter // ...{limit="connections_per_source"}: the source's slots taken, nothing to evict
+	evictedUnused        *metrics.Counter // sluice_input_connections_evicted_total{reason="unused"}
+	evictedIdle          *metrics.Counter // ...{reason="idle"}
+	evictedHandshake     *metrics.Counter // ...{reason="handshake_timeout"}
+	limitPartial         *metrics.Counter // ...{limit="partial_bytes"}
+	refusedSize          *metrics.Counter // sluice_input_refused_events_total{reason="event_bytes"}
+	refusedDepth         *metrics.Counter // ...{reason="nesting_depth"}
+	flushRetries         *metrics.Counter // sluice_input_flush_failures_total
+	discarded            *metrics.Counter // sluice_input_discarded_events_total (held when a connection gave up)
 }
 
 func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
@@ -40,28 +45,36 @@ func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
 	l := func(limit string) *metrics.Counter {
 		return set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_limit_violations_total{input=%q,limit=%q}`, id, limit))
 	}
+	e := func(reason string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_connections_evicted_total{input=%q,reason=%q}`, id, reason))
+	}
 	return &inputMetrics{
-		connections:       set.GetOrCreateGauge(fmt.Sprintf(`sluice_input_connections{input=%q}`, id), nil),
-		accepted:          c("connections_total"),
-		bytes:             c("bytes_total"),
-		requests:          c("requests_total"),
-		events:            c("events_total"),
-		acks:              c("acks_total"),
-		invalidEvents:     c("invalid_events_total"),
-		invalidRequests:   c("invalid_requests_total"),
-		protocolErrors:    c("protocol_errors_total"),
-		handshakeFailures: c("handshake_failures_total"),
-		partialJoined:     c("partial_reassemblies_total"),
-		partialTimeouts:   c("partial_incomplete_total"),
-		partialUnjoined:   c("partial_unjoined_total"),
-		limitMessage:      l("message_bytes"),
-		limitDecompressed: l("decompressed_bytes"),
-		limitConnections:  l("connections"),
-		limitPartial:      l("partial_bytes"),
-		refusedSize:       set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="event_bytes"}`, id)),
-		refusedDepth:      set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="nesting_depth"}`, id)),
-		flushRetries:      c("flush_failures_total"),
-		discarded:         c("discarded_events_total"),
+		connections:          set.GetOrCreateGauge(fmt.Sprintf(`sluice_input_connections{input=%q}`, id), nil),
+		accepted:             c("connections_total"),
+		bytes:                c("bytes_total"),
+		requests:             c("requests_total"),
+		events:               c("events_total"),
+		acks:                 c("acks_total"),
+		invalidEvents:        c("invalid_events_total"),
+		invalidRequests:      c("invalid_requests_total"),
+		protocolErrors:       c("protocol_errors_total"),
+		handshakeFailures:    c("handshake_failures_total"),
+		partialJoined:        c("partial_reassemblies_total"),
+		partialTimeouts:      c("partial_incomplete_total"),
+		partialUnjoined:      c("partial_unjoined_total"),
+		limitMessage:         l("message_bytes"),
+		limitDecompressed:    l("decompressed_bytes"),
+		limitConnections:     l("connections"),
+		limitUnixConnections: l("unix_connections"),
+		limitPerSource:       l("connections_per_source"),
+		evictedUnused:        e("unused"),
+		evictedIdle:          e("idle"),
+		evictedHandshake:     e("handshake_timeout"),
+		limitPartial:         l("partial_bytes"),
+		refusedSize:          set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="event_bytes"}`, id)),
+		refusedDepth:         set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="nesting_depth"}`, id)),
+		flushRetries:         c("flush_failures_total"),
+		discarded:            c("discarded_events_total"),
 	}
 }
 
@@ -87,4 +100,15 @@ func (r *rateLimit) allow() (bool, int) {
 	n := r.suppressed
 	r.last, r.suppressed = now, 0
 	return true, n
+}
+
+// evicted returns the eviction counter of reason.
+func (m *inputMetrics) evicted(reason string) *metrics.Counter {
+	switch reason {
+	case evictIdle:
+		return m.evictedIdle
+	case evictHandshake:
+		return m.evictedHandshake
+	}
+	return m.evictedUnused
 }
