@@ -37,6 +37,7 @@ type Engine struct {
 	held     int64 // entries bytes of the chunks between Next and Settle
 	draining bool
 	rejects  []rejected // refused events waiting for the dead-letter queue
+	scratch  Event      // the event being added
 }
 
 // tracked is a chunk between Next and Settle.
@@ -290,8 +291,8 @@ func (e *Engine) fill(now time.Time, chunks <-chan buffer.Chunk) {
 			break
 		}
 		b := e.open
-		err := b.enc.Add(&r.ev)
-		var rej *RejectError
+		e.scratch = r.ev // Add gets a pointer: to a field, so that r does not escape
+		err := b.enc.Add(&e.scratch)
 		switch {
 		case err == nil:
 			if len(b.refs) == 0 {
@@ -306,16 +307,23 @@ func (e *Engine) fill(now time.Time, chunks <-chan buffer.Chunk) {
 			e.seal()
 		case errors.Is(err, ErrFull):
 			e.reject(r, "too_large", "the event alone does not fit in a request")
-		case errors.As(err, &rej):
-			e.reject(r, rej.Reason, rej.Detail)
 		default:
-			e.reject(r, "encode", err.Error())
+			reason, detail := rejection(err)
+			e.reject(r, reason, detail)
 		}
 	}
 	if b := e.open; b != nil && len(b.refs) > 0 &&
 		(e.draining || !now.Before(b.opened.Add(e.o.FlushInterval)) || e.o.Eager && e.busy+len(e.ready) < e.o.Workers) {
 		e.seal()
 	}
+}
+
+// rejection returns the reason and detail of an error from Encoder.Add.
+func rejection(err error) (reason, detail string) {
+	if rej, ok := errors.AsType[*RejectError](err); ok {
+		return rej.Reason, rej.Detail
+	}
+	return "encode", err.Error()
 }
 
 func (e *Engine) seal() {
