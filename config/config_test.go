@@ -118,7 +118,7 @@ var expectedErrors = []struct {
 
 	{"component_type.bad.yml", `component_type.bad.yml:2: inputs[0].type: missing (want docker, forward or cri)`},
 	{"component_type.bad.yml", `component_type.bad.yml:5: inputs[1].type: unknown input type "kafka" (want docker, forward or cri)`},
-	{"component_type.bad.yml", `component_type.bad.yml:9: outputs[0].type: unknown output type "elasticsearch" (want forward, file or stdout)`},
+	{"component_type.bad.yml", `component_type.bad.yml:9: outputs[0].type: unknown output type "splunk" (want forward, file, stdout, s3 or elasticsearch)`},
 
 	{"ids.bad.yml", `ids.bad.yml:2: inputs[0].id: invalid id "a/b": use letters, digits, '_', '.' and '-' (it names a directory)`},
 	{"ids.bad.yml", `ids.bad.yml:4: inputs[1].id: invalid id "..": use letters, digits, '_', '.' and '-' (it names a directory)`},
@@ -327,10 +327,31 @@ func TestFullGood(t *testing.T) {
 				File: &FileOutput{Path: "/var/log/sluice/archive.jsonl"}},
 			{ID: "debug", Type: "stdout", Line: 114, Buffer: withMax(DefaultBuffer(), 64<<20),
 				Stdout: &StdoutOutput{}},
+			{ID: "search", Type: "elasticsearch", Line: 117, Buffer: DefaultBuffer(),
+				Elasticsearch: &ElasticsearchOutput{
+					Hosts: []string{"https://es-1.internal:9200", "https://es-2.internal:9200/prefix"},
+					Index: "logs-{tag}-{field:level}-%Y.%m.%d", OpType: "create", IDMode: "stable", Pipeline: "logs",
+					TimeKey: "@timestamp", TimeFormat: "epoch_millis", TagKey: "tag", MaxBulkBytes: 10 << 20, MaxBulkEvents: 2000,
+					Compress: "gzip", CompressLevel: 3, Headers: []HTTPHeader{{Name: "X-Tenant", Value: "shared-KEY-value-1"}},
+					RequestTimeout: 30 * time.Second, HostBackoff: 5 * time.Second,
+					TLS: &TLS{CAFile: "/etc/sluice/es-ca.pem", ServerName: "es.internal"},
+					AWS: &AWSSigning{Region: "eu-west-1", Service: "es", RoleARN: "arn:aws:iam::123456789012:role/sluice"},
+				}},
+			{ID: "s3archive", Type: "s3", Line: 141, Buffer: DefaultBuffer(),
+				S3: &S3Output{
+					Bucket: "logs-archive", Region: "eu-west-1", Endpoint: "https://s3.eu-west-1.amazonaws.com", ForcePathStyle: true,
+					Key: "archive/{tag[0]}/dt=%Y-%m-%d/{hostname}-{unique}{ext}", Format: "raw", TimeKey: "ts", TimeFormat: "epoch_millis",
+					TagKey: "", RawKey: "message", Compression: "zstd", ContentType: "text/plain", SetContentEncoding: true,
+					MaxObjectBytes: 32 << 20, MaxOpenObjects: 16, MultipartThreshold: 8 << 20, PartBytes: 5 << 20,
+					AbortAbandonedUploads: ptr(false), AbandonedUploadAge: 2 * time.Hour, RequestTimeout: time.Minute,
+					StorageClass: "STANDARD_IA", SSE: "aws:kms", KMSKeyID: "alias/logs", Checksum: "CRC32C",
+					AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "shared-KEY-value-1",
+					RoleARN: "arn:aws:iam::123456789012:role/logs", ExternalID: "ext-1",
+				}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 119},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 122},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 174},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 177},
 		},
 		DefaultOutput: "debug",
 	}

@@ -94,6 +94,9 @@ func validate(c *Config, lines map[string]int, raw map[string]string) Errors {
 		v.buffer(p+".buffer", &o.Buffer)
 		v.delivery(p+".delivery", &o.Delivery, &o.Buffer)
 		v.section(p, "output", o.Type, reflect.ValueOf(o).Elem(), outputKinds)
+		if oc, ok := o.Spec().(outputChecker); ok {
+			oc.checkOutput(v, p, o)
+		}
 	}
 
 	for i, r := range c.Routes {
@@ -198,6 +201,12 @@ func (v *checker) oneOf(path, val string, allowed ...string) {
 	}
 	want := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
 	v.errorf(path, "invalid value %s (want %s)", v.q(path, val), want)
+}
+
+// outputChecker is implemented by output types whose rules involve the
+// output's common sections (buffer, delivery) as well as their own.
+type outputChecker interface {
+	checkOutput(v *checker, path string, o *Output)
 }
 
 func (v *checker) positive(path string, d time.Duration) {
