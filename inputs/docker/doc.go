@@ -18,6 +18,9 @@
 //     each, the live <id>-json.log (rank 0) and the rotated <id>-json.log.N
 //     (rank N, so .N is read before .N-1 before the live file). Compressed
 //     rotations (.N.gz) and every other file are never read as logs.
+//     The agent's own container is never read (self.go: its id from
+//     /proc/self/mountinfo or cgroup, or $SLUICE_SELF_CONTAINER_ID, "none"
+//     to read it): reading its own output back would loop every line.
 //   - Format (parse.go, longline.go): one JSON object per line; a "log"
 //     without its trailing "\n" is a partial chunk. Parsing does not
 //     allocate; a line longer than the read buffer is parsed as a stream

@@ -35,6 +35,7 @@ type Input struct {
 	parseJSON bool
 	labels    bool
 	tpl       *record.Template
+	self      string // the agent's own container id, never read ("": none)
 
 	// Record building, on the tail's reader goroutine.
 	parser parser
@@ -58,6 +59,9 @@ func New(id string, cfg config.DockerInput, dataDir string, r *pipeline.Router, 
 	in := &Input{
 		parseJSON: cfg.ParseJSON,
 		labels:    cfg.IncludeLabels == nil || *cfg.IncludeLabels,
+	}
+	if in.self = selfContainerID(); in.self != "" {
+		log.Info("not reading the agent's own container", "container_id", in.self, "override", EnvSelfContainerID)
 	}
 	tag := orDefault(cfg.Tag, DefaultTag)
 	var err error

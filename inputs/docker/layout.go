@@ -11,6 +11,10 @@ import (
 // to <id>-json.log.1, .2 … (.N.gz when compressed, never read).
 type layout struct{ in *Input }
 
+// Wants implements tail.SourceFilter: every container but the agent's own
+// (see selfContainerID).
+func (l layout) Wants(id string) bool { return l.in.self == "" || id != l.in.self }
+
 // Depth implements tail.Layout: container directories are right below
 // the root.
 func (layout) Depth() int { return 1 }
