@@ -297,9 +297,32 @@ func (a *Agent) shutdown() error {
 	a.sup.drain("output")
 	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
 	for _, q := range a.queues {
-		if err := q.q.WaitEmpty(drainCtx); err != nil {
+		// An output that is not running (it failed, or was stopped) cannot
+		// drain its queue: do not wait the grace period for it.
+		done := a.sup.exited(ref{"output", q.id})
+		select {
+		case <-done:
+			done = nil
+		default:
+		}
+		if done == nil {
+			if n := q.q.Stats().Pending; n > 0 {
+				a.log.Warn("output not running; its data stays in its buffer", "output", q.id, "pending_chunks", n)
+			}
+			continue
+		}
+		ctx, stop := context.WithCancel(drainCtx)
+		go func() {
+			select {
+			case <-done:
+				stop()
+			case <-ctx.Done():
+			}
+		}()
+		if err := q.q.WaitEmpty(ctx); err != nil {
 			a.log.Warn("output not drained before grace period; data stays in its buffer", "output", q.id, "pending_chunks", q.q.Stats().Pending)
 		}
+		stop()
 	}
 	cancel()
 	errs = append(errs, a.sup.stopKind("output"))

@@ -391,3 +391,33 @@ func TestEveryTypeHasAConstructor(t *testing.T) {
 		t.Error("settings of the wrong type accepted")
 	}
 }
+
+// TestShutdownSkipsStoppedOutput: an output that is not running cannot
+// drain its queue, so shutdown does not wait the grace period (5s here)
+// for it (issue 12.4); its lines stay queued.
+func TestShutdownSkipsStoppedOutput(t *testing.T) {
+	ta := startTestAgent(t, "")
+	for err := ta.StopOutput("out-a"); err != nil; err = ta.StopOutput("out-a") {
+		if !strings.Contains(err.Error(), "not running") {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // Run is still starting
+	}
+	ta.write(t, "in-a", 20)
+	deadline := time.Now().Add(5 * time.Second)
+	for ta.pending("out-a") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("lines never queued for out-a")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t0 := time.Now()
+	ta.cancel()
+	if err := <-ta.done; err != nil {
+		t.Fatal(err)
+	}
+	ta.done <- nil // for the cleanup
+	if d := time.Since(t0); d > 3*time.Second {
+		t.Fatalf("shutdown took %s with a stopped output (grace 5s)", d)
+	}
+}

@@ -169,6 +169,17 @@ func (s *supervisor) close() {
 	s.mu.Unlock()
 }
 
+// exited returns a channel closed when r's Run has returned (nil if r is
+// not in the supervisor).
+func (s *supervisor) exited(r ref) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.procs[r]; ok {
+		return p.done
+	}
+	return nil
+}
+
 // running reports whether r is in the supervisor (running, or exited by
 // itself and not stopped yet).
 func (s *supervisor) running(r ref) bool {
