@@ -301,6 +301,9 @@ func TestFullGood(t *testing.T) {
 				ParseJSON: true, MaxLineBytes: 512 << 10, PollInterval: 3 * time.Second,
 				CheckpointInterval: 250 * time.Millisecond, ReadFromHead: ptr(false), PartialFlushTimeout: 2 * time.Second,
 				IncludeNamespaces: []string{"team-*", "prod"}, ExcludeNamespaces: []string{"kube-system"},
+				Kubernetes: &CRIKubernetes{Enabled: ptr(true), APIServer: "https://10.0.0.1:6443", NodeName: "node-1",
+					TokenFile: "/run/sa/token", CAFile: "/run/sa/ca.crt", MetadataWait: 3 * time.Second, IncludeLabels: ptr(true),
+					IncludeAnnotations: ptr(false), NamespaceLabels: ptr(true), OwnerReferences: true, ExcludeAnnotation: "example.com/exclude"},
 			}},
 		},
 		Outputs: []Output{

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path"
 	"strconv"
 	"time"
@@ -19,8 +20,10 @@ type CRIInput struct {
 	Root string `yaml:"root"`
 	// Tag is a template for each event's tag. Placeholders: {namespace},
 	// {pod}, {pod_id} (the pod's uid), {container}, {stream},
-	// {field:KEY} (a field of the JSON payload). A placeholder without a
-	// value renders as "unknown". Default "kube.{namespace}.{pod}.{container}".
+	// {field:KEY} (a field of the JSON payload), and with kubernetes
+	// metadata {label:KEY} (a pod label) and {annotation:KEY} (a pod
+	// annotation). A placeholder without a value renders as "unknown".
+	// Default "kube.{namespace}.{pod}.{container}".
 	Tag string `yaml:"tag"`
 	// ParseJSON parses a log payload that is a JSON object into record fields.
 	ParseJSON bool `yaml:"parse_json"`
@@ -46,6 +49,94 @@ type CRIInput struct {
 	// ExcludeNamespaces leaves out the pods of namespaces matching one of
 	// these patterns (it wins over IncludeNamespaces).
 	ExcludeNamespaces []string `yaml:"exclude_namespaces"`
+	// Kubernetes enriches records with pod metadata from the API server
+	// (one list+watch of the node's pods per agent). Absent: path
+	// metadata only, no API access.
+	Kubernetes *CRIKubernetes `yaml:"kubernetes"`
+}
+
+// CRIKubernetes is the kubernetes section of a cri input: pod metadata
+// (labels, annotations, owner, image, node, namespace labels) from a
+// watch of the pods of the agent's node.
+type CRIKubernetes struct {
+	// Enabled turns the metadata on. Default true when the section is
+	// present (false: the section is kept but unused, e.g. from an env
+	// variable).
+	Enabled *bool `yaml:"enabled"`
+	// APIServer is the API server's URL. Default: in-cluster
+	// (https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT with the
+	// service account's token and CA).
+	APIServer string `yaml:"api_server"`
+	// NodeName is the node whose pods are watched. Default: the NODE_NAME
+	// environment variable (the DaemonSet sets it from spec.nodeName).
+	NodeName string `yaml:"node_name"`
+	// TokenFile and CAFile replace the service account's token and CA
+	// files (/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}).
+	TokenFile string `yaml:"token_file"`
+	CAFile    string `yaml:"ca_file"`
+	// MetadataWait is how long the input waits at start for the first pod
+	// list before it reads (lines of pods not known yet are shipped with
+	// the path's metadata and later lines enriched). 0: no wait. Default 2s.
+	MetadataWait time.Duration `yaml:"metadata_wait"`
+	// IncludeLabels adds kubernetes.labels. Default true.
+	IncludeLabels *bool `yaml:"include_labels"`
+	// IncludeAnnotations adds kubernetes.annotations. Default true.
+	IncludeAnnotations *bool `yaml:"include_annotations"`
+	// NamespaceLabels adds kubernetes_namespace.labels (and watches the
+	// namespaces, which needs list and watch on them). Default true.
+	NamespaceLabels *bool `yaml:"namespace_labels"`
+	// OwnerReferences adds kubernetes.ownerReferences, the pod's raw
+	// owner references (Fluent Bit's owner_references). Default false;
+	// kubernetes.owner, the resolved workload, is always there.
+	OwnerReferences bool `yaml:"owner_references"`
+	// ExcludeAnnotation: a pod with this annotation set to "true" is not
+	// read (nor one of its containers with <annotation>-<container>).
+	// Empty: no exclusion by annotation. Default "sluice.dev/exclude".
+	ExcludeAnnotation string `yaml:"exclude_annotation"`
+}
+
+// DefaultCRIKubernetes returns a CRIKubernetes with every default applied.
+func DefaultCRIKubernetes() CRIKubernetes {
+	return CRIKubernetes{
+		Enabled:            ptr(true),
+		MetadataWait:       2 * time.Second,
+		IncludeLabels:      ptr(true),
+		IncludeAnnotations: ptr(true),
+		NamespaceLabels:    ptr(true),
+		ExcludeAnnotation:  "sluice.dev/exclude",
+	}
+}
+
+// On reports whether the section enables the metadata (present, Enabled
+// not false).
+func (k *CRIKubernetes) On() bool { return k != nil && (k.Enabled == nil || *k.Enabled) }
+
+// decoded applies the kubernetes section's defaults to the keys the file
+// did not set.
+func (c *CRIInput) decoded(set func(key string) bool) {
+	k := c.Kubernetes
+	if k == nil {
+		return
+	}
+	def := DefaultCRIKubernetes()
+	if !set("kubernetes.enabled") {
+		k.Enabled = def.Enabled
+	}
+	if !set("kubernetes.metadata_wait") {
+		k.MetadataWait = def.MetadataWait
+	}
+	if !set("kubernetes.include_labels") {
+		k.IncludeLabels = def.IncludeLabels
+	}
+	if !set("kubernetes.include_annotations") {
+		k.IncludeAnnotations = def.IncludeAnnotations
+	}
+	if !set("kubernetes.namespace_labels") {
+		k.NamespaceLabels = def.NamespaceLabels
+	}
+	if !set("kubernetes.exclude_annotation") {
+		k.ExcludeAnnotation = def.ExcludeAnnotation
+	}
 }
 
 // DefaultCRIInput returns a CRIInput with every default applied.
@@ -69,8 +160,19 @@ func (c *CRIInput) check(v *checker, p string) {
 	}
 	if c.Tag == "" {
 		v.errorf(p+".tag", "must not be empty")
-	} else if _, err := CompileCRITag(c.Tag); err != nil {
+	} else if _, err := CompileCRITag(c.Tag, c.Kubernetes.On()); err != nil {
 		v.invalid(p+".tag", c.Tag, "tag template", err)
+	}
+	if k := c.Kubernetes; k.On() {
+		kp := p + ".kubernetes"
+		if k.APIServer != "" {
+			if u, err := url.Parse(k.APIServer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				v.errorf(kp+".api_server", "invalid URL %s (want http(s)://host[:port])", v.q(kp+".api_server", k.APIServer))
+			}
+		}
+		if k.MetadataWait < 0 {
+			v.errorf(kp+".metadata_wait", "must not be negative, got %s", k.MetadataWait)
+		}
 	}
 	v.positiveInt(p+".max_line_bytes", c.MaxLineBytes)
 	v.positive(p+".poll_interval", c.PollInterval)
@@ -89,15 +191,16 @@ func (c *CRIInput) check(v *checker, p string) {
 }
 
 // CompileCRITag compiles a cri input's tag template: the Kubernetes
-// placeholders (record.AllowKube), without {label:KEY} (pod labels need
-// the Kubernetes API, which the cri input does not read).
-func CompileCRITag(s string) (*record.Template, error) {
+// placeholders (record.AllowKube). {label:KEY} (a pod label) and
+// {annotation:KEY} (a pod annotation) need the Kubernetes metadata (kube:
+// the input's kubernetes section is on).
+func CompileCRITag(s string, kube bool) (*record.Template, error) {
 	tpl, err := record.Compile(s, record.AllowKube)
 	if err != nil {
 		return nil, err
 	}
-	if tpl.Uses(record.Label) {
-		return nil, errors.New(`placeholder "{label:KEY}" is not available in a cri input's tag (pod labels need the Kubernetes API; use {namespace}, {pod}, {pod_id}, {container}, {stream} or {field:KEY})`)
+	if !kube && (tpl.Uses(record.Label) || tpl.Uses(record.Annotation)) {
+		return nil, errors.New(`placeholders "{label:KEY}" and "{annotation:KEY}" need the Kubernetes metadata (set the input's kubernetes section; without it use {namespace}, {pod}, {pod_id}, {container}, {stream} or {field:KEY})`)
 	}
 	return tpl, nil
 }

@@ -44,6 +44,18 @@ func TestCRIEveryKey(t *testing.T) {
     partial_flush_timeout: 3s
     include_namespaces: [team-*, prod]
     exclude_namespaces: ["*-secret"]
+    kubernetes:
+      enabled: true
+      api_server: https://10.0.0.1:6443
+      node_name: node-7
+      token_file: /run/token
+      ca_file: /run/ca.crt
+      metadata_wait: 5s
+      include_labels: false
+      include_annotations: false
+      namespace_labels: false
+      owner_references: true
+      exclude_annotation: example.com/no-logs
 outputs: [{id: o, type: stdout}]
 `
 	c, err := ParseWithEnv([]byte(doc), "c.yml", nil)
@@ -55,6 +67,12 @@ outputs: [{id: o, type: stdout}]
 		MaxLineBytes: 256 << 10, PollInterval: 2 * time.Second, CheckpointInterval: 500 * time.Millisecond,
 		ReadFromHead: ptr(false), PartialFlushTimeout: 3 * time.Second,
 		IncludeNamespaces: []string{"team-*", "prod"}, ExcludeNamespaces: []string{"*-secret"},
+		Kubernetes: &CRIKubernetes{
+			Enabled: ptr(true), APIServer: "https://10.0.0.1:6443", NodeName: "node-7", TokenFile: "/run/token",
+			CAFile: "/run/ca.crt", MetadataWait: 5 * time.Second, IncludeLabels: ptr(false),
+			IncludeAnnotations: ptr(false), NamespaceLabels: ptr(false), OwnerReferences: true,
+			ExcludeAnnotation: "example.com/no-logs",
+		},
 	}
 	if got := c.Inputs[0].CRI; !reflect.DeepEqual(*got, want) {
 		t.Fatalf("got %s\nwant %s", spew(got), spew(want))
@@ -65,7 +83,12 @@ outputs: [{id: o, type: stdout}]
 			continue
 		}
 		for _, o := range ty.Options() {
-			if !strings.Contains(doc, "    "+o.Key+":") {
+			// "kubernetes.enabled" is "enabled:" two levels deeper.
+			key, indent := o.Key, "    "
+			if i := strings.LastIndexByte(key, '.'); i >= 0 {
+				key, indent = key[i+1:], indent+strings.Repeat("  ", strings.Count(o.Key, "."))
+			}
+			if !strings.Contains(doc, "\n"+indent+key+":") {
 				t.Errorf("option %s not covered", o.Key)
 			}
 		}
@@ -96,8 +119,8 @@ outputs: [{id: o, type: stdout}]
 	}
 	for _, m := range []string{
 		`c.yml:4: inputs[0].cri.root: must not be empty`,
-		`c.yml:5: inputs[0].cri.tag: tag template "kube.{name}": unknown placeholder {name} (want {namespace}, {pod}, {pod_id}, {container}, {stream}, {label:KEY} or {field:KEY})`,
-		`c.yml:8: inputs[1].cri.tag: placeholder "{label:KEY}" is not available in a cri input's tag`,
+		`c.yml:5: inputs[0].cri.tag: tag template "kube.{name}": unknown placeholder {name} (want {namespace}, {pod}, {pod_id}, {container}, {stream}, {label:KEY}, {annotation:KEY} or {field:KEY})`,
+		`c.yml:8: inputs[1].cri.tag: placeholders "{label:KEY}" and "{annotation:KEY}" need the Kubernetes metadata`,
 		`c.yml:9: inputs[1].cri.max_line_bytes: must be positive, got 0`,
 		`c.yml:12: inputs[2].cri.tag: tag template "{tag}.x": {tag} is not available here`,
 		`c.yml:13: inputs[2].cri.include_namespaces[0]: invalid pattern "[a-"`,
@@ -110,5 +133,72 @@ outputs: [{id: o, type: stdout}]
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n != 8 {
 		t.Errorf("%d problems, want 8:\n%v", n, err)
+	}
+}
+
+// TestCRIKubernetes: a kubernetes section gets its defaults for the keys
+// it does not set; {label:KEY} and {annotation:KEY} need it on; its
+// values are checked.
+func TestCRIKubernetes(t *testing.T) {
+	doc := `inputs:
+  - id: a
+    type: cri
+    tag: "kube.{label:app}.{annotation:logging.sluice.dev/type}"
+    kubernetes: {}
+  - id: b
+    type: cri
+    kubernetes:
+      enabled: ${KUBE_ON:-false}
+      metadata_wait: 0s
+outputs: [{id: o, type: stdout}]
+`
+	c, err := ParseWithEnv([]byte(doc), "c.yml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultCRIKubernetes()
+	if got := c.Inputs[0].CRI.Kubernetes; !reflect.DeepEqual(*got, def) || !got.On() {
+		t.Errorf("defaults: %s", spew(got))
+	}
+	if def.MetadataWait != 2*time.Second || def.ExcludeAnnotation != "sluice.dev/exclude" || !*def.IncludeLabels ||
+		!*def.IncludeAnnotations || !*def.NamespaceLabels || def.OwnerReferences || def.APIServer != "" || def.NodeName != "" {
+		t.Errorf("DefaultCRIKubernetes %s", spew(def))
+	}
+	b := c.Inputs[1].CRI.Kubernetes
+	if b.On() || b.MetadataWait != 0 {
+		t.Errorf("explicit values: %s", spew(b))
+	}
+	if (*CRIKubernetes)(nil).On() || !(&CRIKubernetes{}).On() {
+		t.Error("On: nil is off, a section without enabled is on")
+	}
+
+	bad := `inputs:
+  - id: a
+    type: cri
+    tag: "kube.{annotation:x}"
+    kubernetes:
+      enabled: false
+  - id: b
+    type: cri
+    kubernetes:
+      api_server: "10.0.0.1:6443"
+      metadata_wait: -1s
+outputs: [{id: o, type: stdout}]
+`
+	_, err = ParseWithEnv([]byte(bad), "c.yml", nil)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, m := range []string{
+		`c.yml:4: inputs[0].cri.tag: placeholders "{label:KEY}" and "{annotation:KEY}" need the Kubernetes metadata`,
+		`c.yml:10: inputs[1].cri.kubernetes.api_server: invalid URL "10.0.0.1:6443" (want http(s)://host[:port])`,
+		`c.yml:11: inputs[1].cri.kubernetes.metadata_wait: must not be negative, got -1s`,
+	} {
+		if !strings.Contains(err.Error(), m) {
+			t.Errorf("missing error\n  %s\ngot:\n%v", m, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 3 {
+		t.Errorf("%d problems, want 3:\n%v", n, err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
 	"github.com/sluice-agent/sluice/inputs/internal/tailtest"
+	"github.com/sluice-agent/sluice/internal/kube"
+	"github.com/sluice-agent/sluice/internal/kube/kubetest"
 )
 
 // payload200 is a typical 200-byte application log line (as in the docker
@@ -60,19 +62,24 @@ func (discardQueue) SyncTo(uint64) error                               { return 
 //
 // Cases: plain (text payload, default tag), parse_json (JSON payload
 // merged into the record), field_tag (JSON payload, tag
-// "{field:level}.{namespace}"), and joined (every line split by the runtime
-// into two P pieces and an F).
+// "{field:level}.{namespace}"), joined (every line split by the runtime
+// into two P pieces and an F), and kube (plain with the Kubernetes
+// metadata of a pod with 5 labels and 3 annotations, namespace labels,
+// tag "kube.{label:app}.{namespace}": what enrichment costs per line
+// against plain).
 func BenchmarkReadParseAdd(b *testing.B) {
 	jsonPayload := `{"level":"info","ts":"2024-01-02T03:04:05.123Z","msg":"GET /api/v1/orders/12345 200","user":42,"ms":12.3,"trace":"4bf92f3577b34da6a3ce929d0e0e4736","ok":true,"x":"`
 	jsonPayload += strings.Repeat("y", 198-len(jsonPayload)) + `"}`
 	for _, bc := range []struct {
 		name, payload, tag string
 		parseJSON, split   bool
+		kube               bool
 	}{
-		{"plain", payload200, "", false, false},
-		{"parse_json", jsonPayload, "", true, false},
-		{"field_tag", jsonPayload, "{field:level}.{namespace}", false, false},
-		{"joined", payload200, "", false, true},
+		{"plain", payload200, "", false, false, false},
+		{"parse_json", jsonPayload, "", true, false, false},
+		{"field_tag", jsonPayload, "{field:level}.{namespace}", false, false, false},
+		{"joined", payload200, "", false, true, false},
+		{"kube", payload200, "kube.{label:app}.{namespace}", false, false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			h := newHarness(b)
@@ -89,12 +96,39 @@ func BenchmarkReadParseAdd(b *testing.B) {
 			cfg := testCfg(h.root)
 			cfg.ParseJSON = bc.parseJSON
 			cfg.Tag = bc.tag
+			var s *kubetest.Server
+			if bc.kube {
+				s = standIn(b)
+				s.AddNamespace(kubetest.Namespace{Name: "shop", Labels: map[string]string{"team": "payments", "env": "prod"}})
+				s.AddPod(kubetest.Pod{
+					Namespace: "shop", Name: "web-7d9f8b6c5-x2x4z", UID: uidA, Node: "node-a", IP: "10.1.2.3",
+					Labels: map[string]string{"app": "web", "pod-template-hash": "7d9f8b6c5", "tier": "front",
+						"version": "1.4.2", "app.kubernetes.io/part-of": "shop"},
+					Annotations: map[string]string{"logging.sluice.dev/type": "access", "prometheus.io/scrape": "true",
+						"kubectl.kubernetes.io/restartedAt": "2024-01-02T03:04:05Z"},
+					Owner:      &kubetest.Owner{Kind: "ReplicaSet", Name: "web-7d9f8b6c5"},
+					Containers: []kubetest.Container{{Name: "nginx", Image: "nginx:1.27"}},
+				})
+				cfg = kubeCfg(h.root, s, 0)
+				cfg.Tag = bc.tag
+			}
 			set := metrics.NewSet()
 			in, err := New("cri", cfg, h.dataDir, tailtest.NewRouter(b, discardQueue{}), nil, set)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer in.t.Close()
+			if bc.kube {
+				c, release, err := kube.Acquire(in.kube.cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer release()
+				if !c.WaitSynced(context.Background(), 10*time.Second) {
+					b.Fatal("stand-in not synced")
+				}
+				in.kube.client = c
+			}
 			in.t.Scan()
 			read := set.GetOrCreateCounter(`sluice_input_lines_total{input="cri"}`)
 			perLine := uint64(1)

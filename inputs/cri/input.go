@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
+	"github.com/sluice-agent/sluice/internal/kube"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -36,6 +38,8 @@ type Input struct {
 	tpl       *record.Template
 	include   []string
 	exclude   []string
+	log       *slog.Logger
+	kube      kubeSettings
 
 	// Record building, on the tail's reader goroutine.
 	parser parser
@@ -47,8 +51,24 @@ type Input struct {
 	ev     pipeline.Event
 }
 
+// kubeSettings are the kubernetes section's, resolved.
+type kubeSettings struct {
+	on                                       bool
+	cfg                                      kube.Config
+	node                                     string
+	wait                                     time.Duration
+	labels, annotations, nsLabels, ownerRefs bool
+	exclude                                  string // the exclusion annotation ("": none)
+
+	// client is the shared cache, set by Run before the tail starts (so
+	// the reader goroutine sees it); nil before and without the section.
+	client *kube.Client
+}
+
 // New returns a cri input. State lives in <dataDir>/inputs/<id>/. Zero
-// values in cfg mean the documented defaults. log may be nil (discard), set
+// values in cfg mean the documented defaults, except in cfg.Kubernetes,
+// whose values are taken as they are (config.DefaultCRIKubernetes has its
+// defaults; nil pointers there mean true). log may be nil (discard), set
 // may be nil (a private set).
 func New(id string, cfg config.CRIInput, dataDir string, r *pipeline.Router, log *slog.Logger, set *metrics.Set) (*Input, error) {
 	if id == "" {
@@ -57,14 +77,21 @@ func New(id string, cfg config.CRIInput, dataDir string, r *pipeline.Router, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if set == nil {
+		set = metrics.NewSet()
+	}
 	in := &Input{
 		parseJSON: cfg.ParseJSON,
 		include:   cfg.IncludeNamespaces,
 		exclude:   cfg.ExcludeNamespaces,
+		log:       log,
 	}
 	in.layout.in = in
 	var err error
-	if in.tpl, err = config.CompileCRITag(orDefault(cfg.Tag, DefaultTag)); err != nil {
+	if err = in.kube.setup(cfg.Kubernetes, log, set); err != nil {
+		return nil, fmt.Errorf("cri input %s: kubernetes: %w", id, err)
+	}
+	if in.tpl, err = config.CompileCRITag(orDefault(cfg.Tag, DefaultTag), in.kube.on); err != nil {
 		return nil, fmt.Errorf("cri input %s: %w", id, err)
 	}
 	in.t, err = tail.New(tail.Config{
@@ -87,6 +114,33 @@ func New(id string, cfg config.CRIInput, dataDir string, r *pipeline.Router, log
 	return in, nil
 }
 
+// setup resolves the kubernetes section; the client is checked (URL,
+// node, CA file) but not started.
+func (k *kubeSettings) setup(c *config.CRIKubernetes, log *slog.Logger, set *metrics.Set) error {
+	if !c.On() {
+		return nil
+	}
+	isTrue := func(b *bool) bool { return b == nil || *b }
+	*k = kubeSettings{
+		on: true, node: c.NodeName, wait: c.MetadataWait, exclude: c.ExcludeAnnotation,
+		labels: isTrue(c.IncludeLabels), annotations: isTrue(c.IncludeAnnotations),
+		nsLabels: isTrue(c.NamespaceLabels), ownerRefs: c.OwnerReferences,
+	}
+	if k.node == "" {
+		k.node = os.Getenv("NODE_NAME")
+	}
+	if k.node == "" {
+		return errors.New("no node name: set node_name, or NODE_NAME from the downward API (fieldRef spec.nodeName)")
+	}
+	k.cfg = kube.Config{
+		APIServer: c.APIServer, NodeName: k.node, Namespaces: k.nsLabels,
+		TokenFile: c.TokenFile, CAFile: c.CAFile,
+		Log: log.With("component", "kube"), Metrics: set,
+	}
+	_, err := kube.New(k.cfg) // the settings' errors now, not at Run
+	return err
+}
+
 func orDefault[T comparable](v, def T) T {
 	var zero T
 	if v == zero {
@@ -100,4 +154,23 @@ func orDefault[T comparable](v, def T) T {
 // only after every goroutine it started has exited. The error is nil
 // unless the final flush or checkpoint failed (the lines concerned are then
 // read again at the next start).
-func (in *Input) Run(ctx context.Context) error { return in.t.Run(ctx) }
+//
+// With the kubernetes section, Run first joins the agent's shared pod
+// cache (kube.Acquire: one list+watch per agent) and waits at most
+// metadata_wait for its first list; without it (API unreachable) reading
+// starts all the same, with the path's metadata until the cache fills.
+func (in *Input) Run(ctx context.Context) error {
+	if k := &in.kube; k.on && k.client == nil {
+		c, release, err := kube.Acquire(k.cfg)
+		if err != nil {
+			return fmt.Errorf("cri input: kubernetes: %w", err)
+		}
+		defer release()
+		if !c.WaitSynced(ctx, k.wait) && k.wait > 0 && ctx.Err() == nil {
+			in.log.Warn("pod metadata not listed yet; reading with the path's metadata, later lines are enriched once the API answers",
+				"metadata_wait", k.wait)
+		}
+		k.client = c
+	}
+	return in.t.Run(ctx)
+}

@@ -120,21 +120,42 @@ func allDigits(s string) bool {
 func (l *layout) Source(key, dir string) tail.Source { return newContainer(l.in, key) }
 
 // Wants implements tail.SourceFilter: include_namespaces and
-// exclude_namespaces, by the namespace in the key.
+// exclude_namespaces, by the namespace in the key; then, with the
+// kubernetes metadata, the exclusion annotation of the pod (asked at each
+// scan: a pod annotated later is left at the next full scan).
 func (l *layout) Wants(key string) bool {
 	in := l.in
-	if len(in.include) == 0 && len(in.exclude) == 0 {
-		return true
+	if len(in.include) > 0 || len(in.exclude) > 0 {
+		ok, seen := l.wanted[key]
+		if !seen {
+			ok = wantNamespace(parseKey(key).namespace, in.include, in.exclude)
+			if l.wanted == nil || len(l.wanted) >= maxWanted {
+				l.wanted = make(map[string]bool) // pods come and go: start over
+			}
+			l.wanted[key] = ok
+		}
+		if !ok {
+			return false
+		}
 	}
-	if ok, seen := l.wanted[key]; seen {
-		return ok
+	return !in.excludedByAnnotation(key)
+}
+
+// excludedByAnnotation reports whether the pod of source key is known and
+// annotated <exclude_annotation>: "true", or
+// <exclude_annotation>-<container>: "true" for this container (Fluent
+// Bit's fluentbit.io/exclude[-container] convention).
+func (in *Input) excludedByAnnotation(key string) bool {
+	k := &in.kube
+	if k.client == nil || k.exclude == "" {
+		return false
 	}
-	ok := wantNamespace(parseKey(key).namespace, in.include, in.exclude)
-	if l.wanted == nil || len(l.wanted) >= maxWanted {
-		l.wanted = make(map[string]bool) // pods come and go: start over
+	pp := parseKey(key)
+	p := k.client.Pod(pp.uid)
+	if p == nil || len(p.Annotations) == 0 {
+		return false
 	}
-	l.wanted[key] = ok
-	return ok
+	return p.Annotations[k.exclude] == "true" || p.Annotations[k.exclude+"-"+pp.container] == "true"
 }
 
 // maxWanted bounds the Wants cache.

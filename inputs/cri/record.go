@@ -1,9 +1,13 @@
 package cri
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
+	"github.com/sluice-agent/sluice/internal/kube"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -16,47 +20,187 @@ var (
 // reservedKeys are the record keys the input sets itself; a payload field
 // with such a name is not merged (its data is still in "log") and is not
 // found by {field:KEY}.
-var reservedKeys = record.NewKeys("log", "stream", "kubernetes")
+var reservedKeys = record.NewKeys("log", "stream", "kubernetes", "kubernetes_namespace")
 
 // container is one container directory of a pod, with the metadata its
-// path gives: the tail.Source of its log files. It is used on the tail's
+// path gives and, with the kubernetes section, the pod's from the API
+// cache: the tail.Source of its log files. It is used on the tail's
 // reader goroutine only.
 type container struct {
-	in    *Input
-	meta  podPath
-	fixed []byte // msgpack "kubernetes" key and map
+	in     *Input
+	meta   podPath
+	fixed  []byte // msgpack "kubernetes" key and map[, "kubernetes_namespace" key and map]
+	nFixed int    // pairs in fixed
+
+	// The API metadata in fixed: the cache's immutable objects (nil: not
+	// known yet), as of Gen kgen.
+	kgen uint64
+	pod  *kube.Pod
+	ns   *kube.Namespace
 
 	// tagCache holds the rendered tag per stream (stdout, stderr) when the
-	// template does not depend on the payload.
+	// template does not depend on the payload; reset when the metadata
+	// changes.
 	tagCache [2][]byte
 	tagOK    [2]bool
 }
 
 func newContainer(in *Input, key string) *container {
 	c := &container{in: in, meta: parseKey(key)}
-	b := msgp.AppendString(nil, "kubernetes")
-	b = msgp.AppendMapHeader(b, 4)
-	for _, kv := range [...][2]string{
-		{"namespace_name", c.meta.namespace},
-		{"pod_name", c.meta.pod},
-		{"pod_id", c.meta.uid},
-		{"container_name", c.meta.container},
-	} {
-		b = msgp.AppendString(b, kv[0])
-		b = msgp.AppendString(b, kv[1])
-	}
-	c.fixed = b
+	c.build()
 	return c
 }
 
-// Refresh implements tail.Source: the metadata is the path's, which does
-// not change.
+// enrich looks the pod (and its namespace) up again after the cache
+// changed (Gen moved). What was known is kept when the pod is gone from
+// the cache: a deletion does not change what its lines were.
+func (c *container) enrich(k *kube.Client, gen uint64) {
+	c.kgen = gen
+	pod, ns := c.pod, c.ns
+	if p := k.Pod(c.meta.uid); p != nil {
+		pod = p
+	}
+	if c.in.kube.nsLabels {
+		if n := k.Namespace(c.namespace(pod)); n != nil {
+			ns = n
+		}
+	}
+	if pod != c.pod || ns != c.ns {
+		c.pod, c.ns = pod, ns
+		c.build()
+	}
+}
+
+// namespace is the pod's namespace: the path's, or the API's for an old
+// kubelet's <uid>/ directory.
+func (c *container) namespace(p *kube.Pod) string {
+	if c.meta.namespace == "" && p != nil {
+		return p.Namespace
+	}
+	return c.meta.namespace
+}
+
+// build encodes the per-container record fields (see the package doc's
+// Record layout) and drops the cached tags.
+func (c *container) build() {
+	kc := &c.in.kube
+	p := c.pod
+	pick := func(path, api string) string {
+		if path == "" && p != nil {
+			return api
+		}
+		return path
+	}
+	podName := ""
+	if p != nil {
+		podName = p.Name
+	}
+	b := msgp.AppendString(c.fixed[:0], "kubernetes")
+	n := uint32(4)
+	var ctr *kube.Container
+	if kc.on {
+		n++ // host
+		if p != nil {
+			ctr = p.Container(c.meta.container)
+			n += count(p.IP != "", ctr != nil && ctr.Image != "", ctr != nil && ctr.ImageID != "",
+				kc.labels && len(p.Labels) > 0, kc.annotations && len(p.Annotations) > 0,
+				p.Owner.Kind != "", kc.ownerRefs && len(p.OwnerReferences) > 0)
+		}
+	}
+	b = msgp.AppendMapHeader(b, n)
+	b = appendKV(b, "namespace_name", c.namespace(p))
+	b = appendKV(b, "pod_name", pick(c.meta.pod, podName))
+	b = appendKV(b, "pod_id", c.meta.uid)
+	b = appendKV(b, "container_name", c.meta.container)
+	if kc.on {
+		host := kc.node
+		if p != nil && p.NodeName != "" {
+			host = p.NodeName
+		}
+		b = appendKV(b, "host", host)
+	}
+	if kc.on && p != nil {
+		if p.IP != "" {
+			b = appendKV(b, "pod_ip", p.IP)
+		}
+		if ctr != nil && ctr.Image != "" {
+			b = appendKV(b, "container_image", ctr.Image)
+		}
+		if ctr != nil && ctr.ImageID != "" {
+			b = appendKV(b, "container_hash", ctr.ImageID)
+		}
+		if kc.labels && len(p.Labels) > 0 {
+			b = appendStringMap(msgp.AppendString(b, "labels"), p.Labels)
+		}
+		if kc.annotations && len(p.Annotations) > 0 {
+			b = appendStringMap(msgp.AppendString(b, "annotations"), p.Annotations)
+		}
+		if p.Owner.Kind != "" {
+			b = msgp.AppendString(b, "owner")
+			b = msgp.AppendMapHeader(b, 2)
+			b = appendKV(b, "kind", p.Owner.Kind)
+			b = appendKV(b, "name", p.Owner.Name)
+		}
+		if kc.ownerRefs && len(p.OwnerReferences) > 0 {
+			b = msgp.AppendString(b, "ownerReferences")
+			b = msgp.AppendArrayHeader(b, uint32(len(p.OwnerReferences)))
+			for _, r := range p.OwnerReferences {
+				b = msgp.AppendMapHeader(b, 5)
+				b = appendKV(b, "apiVersion", r.APIVersion)
+				b = appendKV(b, "kind", r.Kind)
+				b = appendKV(b, "name", r.Name)
+				b = appendKV(b, "uid", r.UID)
+				b = msgp.AppendBool(msgp.AppendString(b, "controller"), r.Controller)
+			}
+		}
+	}
+	c.nFixed = 1
+	if ns := c.ns; kc.on && kc.nsLabels && ns != nil && len(ns.Labels) > 0 {
+		b = msgp.AppendString(b, "kubernetes_namespace")
+		b = msgp.AppendMapHeader(b, 1)
+		b = appendStringMap(msgp.AppendString(b, "labels"), ns.Labels)
+		c.nFixed++
+	}
+	c.fixed = b
+	c.tagOK = [2]bool{}
+}
+
+func count(conds ...bool) uint32 {
+	n := uint32(0)
+	for _, c := range conds {
+		if c {
+			n++
+		}
+	}
+	return n
+}
+
+func appendKV(b []byte, k, v string) []byte {
+	return msgp.AppendString(msgp.AppendString(b, k), v)
+}
+
+// appendStringMap appends m as a msgpack map, keys sorted.
+func appendStringMap(b []byte, m map[string]string) []byte {
+	b = msgp.AppendMapHeader(b, uint32(len(m)))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		b = appendKV(b, k, m[k])
+	}
+	return b
+}
+
+// Refresh implements tail.Source: the path's metadata does not change and
+// the API's is picked up per event (Event compares the cache's Gen).
 func (*container) Refresh() error { return nil }
 
 // Event implements tail.Source: it builds the record (see the package doc
 // for its layout) and the tag of one line, in the input's scratch buffers.
 func (c *container) Event(l *tail.Line) *pipeline.Event {
 	in := c.in
+	if k := in.kube.client; k != nil {
+		if g := k.Gen(); g != c.kgen {
+			c.enrich(k, g)
+		}
+	}
 	msg, stream := l.Content, l.Stream
 	// The payload's fields: all of them with parse_json, else only those
 	// the tag's {field:KEY} read (the others are checked, not converted).
@@ -75,7 +219,7 @@ func (c *container) Event(l *tail.Line) *pipeline.Event {
 	if in.parseJSON && fields != nil {
 		nFields = fields.Len()
 	}
-	rec := msgp.AppendMapHeader(in.rec[:0], uint32(3+nFields))
+	rec := msgp.AppendMapHeader(in.rec[:0], uint32(2+c.nFixed+nFields))
 	rec = append(rec, keyLog...)
 	rec = msgp.AppendStringFromBytes(rec, msg)
 	rec = append(rec, keyStream...)
@@ -134,6 +278,14 @@ func (v *tagValues) AppendValue(dst []byte, k record.Kind, key []byte) []byte {
 		return append(dst, v.c.meta.container...)
 	case record.Stream:
 		return append(dst, v.stream...)
+	case record.Label:
+		if p := v.c.pod; p != nil {
+			return append(dst, p.Labels[string(key)]...)
+		}
+	case record.Annotation:
+		if p := v.c.pod; p != nil {
+			return append(dst, p.Annotations[string(key)]...)
+		}
 	case record.Field:
 		if v.fields != nil {
 			if val, ok := v.fields.Value(key); ok {

@@ -15,7 +15,9 @@
 // (client-go v0.37.2; client-go/rest with only a core/v1 scheme still
 // +7.3 MiB), against +0.1 MiB for net/http and encoding/json into the
 // minimal structs below (shared/reference/deps.md, measured on the agent
-// skeleton: 14.7 MiB stripped with every other dependency). A per-node
+// skeleton: 14.7 MiB stripped with every other dependency; measured on
+// the agent itself, linking this package into the cri input added 88 KiB,
+// 14,205,193 to 14,295,305 bytes stripped, and no k8s.io module). A per-node
 // agent runs on every node of every cluster, so its size and memory are
 // paid N times; it needs two read-only resources, a handful of fields and
 // no writes, retries of mutations, leader election or generated listers.

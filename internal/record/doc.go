@@ -57,7 +57,9 @@
 // literal text and the placeholders {name}, {id}, {short_id}, {stream},
 // {label:KEY}, {field:KEY}, and {tag} only with the AllowTag flag; with
 // the AllowKube flag (the cri input) {namespace}, {pod}, {pod_id} and
-// {container} take the place of {name}, {id} and {short_id}. Unknown
+// {container} take the place of {name}, {id} and {short_id}, and
+// {annotation:KEY} is added (a pod annotation; {label:KEY} is then a pod
+// label). Unknown
 // placeholders, an unclosed '{' and an unmatched '}' are errors, so a typo
 // fails at start, not at the first event. Render appends the tag to a
 // reused buffer, asking the caller's Values for each placeholder; one that

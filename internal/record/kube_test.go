@@ -68,3 +68,24 @@ func TestCompileAllowKube(t *testing.T) {
 		t.Fatalf("Render allocates %v", n)
 	}
 }
+
+// TestCompileAnnotation: {annotation:KEY} is a placeholder of AllowKube
+// only.
+func TestCompileAnnotation(t *testing.T) {
+	tpl, err := Compile("k.{annotation:logging.sluice.dev/type}.{label:app}", AllowKube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tpl.Uses(Annotation) || !tpl.Uses(Label) {
+		t.Error("Uses(Annotation/Label) false")
+	}
+	if got := string(tpl.Render(nil, kubeValues{})); got != "k.unknown.shop" {
+		t.Fatalf("rendered %q", got)
+	}
+	if _, err := Compile("{annotation:x}", 0); err == nil || !strings.Contains(err.Error(), "unknown placeholder") {
+		t.Errorf("{annotation:x} without AllowKube: %v", err)
+	}
+	if _, err := Compile("{annotation:}", AllowKube); err == nil {
+		t.Error("{annotation:} with an empty key accepted")
+	}
+}

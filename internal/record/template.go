@@ -27,6 +27,9 @@ const (
 	Pod       // {pod}: the pod's name
 	PodID     // {pod_id}: the pod's uid
 	Container // {container}: the container's name in the pod
+	// Annotation is {annotation:KEY}: a pod annotation (AllowKube only;
+	// {label:KEY} is then a pod label).
+	Annotation
 )
 
 // CompileFlags change what Compile accepts.
@@ -44,7 +47,8 @@ const (
 // Values supplies placeholder values to Template.Render.
 type Values interface {
 	// AppendValue appends the value of a placeholder of kind k to dst;
-	// key is the KEY of {label:KEY} and {field:KEY}, nil otherwise.
+	// key is the KEY of {label:KEY}, {annotation:KEY} and {field:KEY},
+	// nil otherwise.
 	// Appending nothing renders Unknown.
 	AppendValue(dst []byte, k Kind, key []byte) []byte
 }
@@ -59,7 +63,7 @@ type Template struct {
 
 type part struct {
 	kind Kind
-	text []byte // literal text, or the KEY of {label:KEY} / {field:KEY}
+	text []byte // literal text, or the KEY of {label:KEY} / {annotation:KEY} / {field:KEY}
 }
 
 // Compile parses a template such as "docker.{name}.{label:app}". Unknown
@@ -95,6 +99,8 @@ func Compile(s string, flags CompileFlags) (*Template, error) {
 		case p.kind != Literal:
 		case strings.HasPrefix(name, "label:") && len(name) > len("label:"):
 			p = part{kind: Label, text: []byte(name[len("label:"):])}
+		case flags&AllowKube != 0 && strings.HasPrefix(name, "annotation:") && len(name) > len("annotation:"):
+			p = part{kind: Annotation, text: []byte(name[len("annotation:"):])}
 		case strings.HasPrefix(name, "field:") && len(name) > len("field:"):
 			p = part{kind: Field, text: []byte(name[len("field:"):])}
 			if !wanted(t.fields, p.text) {
@@ -126,7 +132,7 @@ func placeholderKind(name string, flags CompileFlags) Kind {
 func want(flags CompileFlags) string {
 	w := "{name}, {id}, {short_id}, {stream}, {label:KEY} or {field:KEY}"
 	if flags&AllowKube != 0 {
-		w = "{namespace}, {pod}, {pod_id}, {container}, {stream}, {label:KEY} or {field:KEY}"
+		w = "{namespace}, {pod}, {pod_id}, {container}, {stream}, {label:KEY}, {annotation:KEY} or {field:KEY}"
 	}
 	if flags&AllowTag != 0 {
 		w = "{tag}, " + w
