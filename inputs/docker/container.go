@@ -149,6 +149,8 @@ func (c *container) build(includeLabels bool) {
 		}
 		c.nFixed++
 	}
+	b, n := c.appendECS(b) // ecs.go
+	c.nFixed += n
 	c.fixed = b
 	c.tagOK = [2]bool{}
 }

@@ -5,7 +5,7 @@ import "github.com/sluice-agent/sluice/internal/record"
 // reservedKeys are the record keys the input sets itself; a payload field
 // with such a name is not merged (its data is still in "log") and is not
 // found by {field:KEY}.
-var reservedKeys = record.NewKeys("log", "stream", "container_id", "container_name", "labels")
+var reservedKeys = record.NewKeys("log", "stream", "container_id", "container_name", "labels", "ecs")
 
 // tagValues are the values of one event's tag placeholders.
 type tagValues struct {
