@@ -201,15 +201,20 @@ func readTime(v []byte, nested bool) (ns int64, ok bool) {
 
 // NextEntry reads the first entry of a packed entry stream built with
 // AppendEntry, strictly as ForEachEntry does: the time in nanoseconds, the
-// record as a view into entries, and the entry's length n. An entry that is
-// invalid or truncated gives an error wrapping ErrMalformed.
-func NextEntry(entries []byte) (unixNano int64, record []byte, n int, err error) {
+// record as a view into entries (entries[recOff:recOff+len(record)]), and
+// the entry's length n. An entry that is invalid or truncated gives an
+// error wrapping ErrMalformed.
+func NextEntry(entries []byte) (unixNano int64, record []byte, recOff, n int, err error) {
 	ns, rec, n, valid, err := readEntry(entries)
 	if err != nil {
-		return 0, nil, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return 0, nil, 0, 0, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if !valid {
-		return 0, nil, 0, fmt.Errorf("%w: invalid entry", ErrMalformed)
+		return 0, nil, 0, 0, fmt.Errorf("%w: invalid entry", ErrMalformed)
 	}
-	return ns, rec, n, nil
+	// The record is the array's second element: after its header and the
+	// time, both already validated by readEntry.
+	_, rest, _ := readArrayHeader(entries)
+	rest, _ = Skip(rest)
+	return ns, rec, len(entries) - len(rest), n, nil
 }

@@ -303,13 +303,15 @@ func (o *Output) Run(ctx context.Context) error {
 func (o *Output) Drain() { o.eng.Drain() }
 
 // encoder builds one PackedForward request: the events of one queued
-// chunk (cut at buffer.chunk_bytes by the inputs), entries verbatim, so a
-// request is a chunk as before the engine, with the chunk's id.
+// chunk (cut at buffer.chunk_bytes by the inputs), entries verbatim and
+// not copied (a view into the chunk), so a request is a chunk as before
+// the engine, with the chunk's id.
 type encoder struct {
 	o     *Output
 	it    item
 	chunk buffer.ID
 	last  bool
+	own   []byte // entries copied when they are not contiguous
 }
 
 // NewEncoder implements delivery.Sink.
@@ -328,17 +330,30 @@ func (e *encoder) Add(ev *delivery.Event) error {
 		// Stable for the same events: the first event's queue position.
 		it.id = wire.ChunkID(wire.NewChunkID(e.o.id, ev.Chunk.Segment, uint64(ev.Chunk.Offset)+uint64(ev.Index)))
 	}
-	it.entries = append(it.entries, ev.Entry...)
+	switch {
+	case it.count == 0:
+		it.entries = ev.Entry // a view into the chunk, which the engine holds until settled
+	case adjacent(it.entries, ev.Entry):
+		it.entries = it.entries[:len(it.entries)+len(ev.Entry)]
+	default: // not contiguous in the chunk (a retry of some events): copy
+		e.own = append(append(e.own[:0], it.entries...), ev.Entry...)
+		it.entries = e.own
+	}
 	it.count++
 	e.last = ev.Last
 	return nil
+}
+
+// adjacent reports whether b starts right where a ends, in one array.
+func adjacent(a, b []byte) bool {
+	return len(b) > 0 && cap(a)-len(a) >= len(b) && &a[:len(a)+1][len(a)] == &b[0]
 }
 
 func (e *encoder) Full() bool { return e.last }
 func (e *encoder) Len() int   { return e.it.count }
 func (e *encoder) Bytes() int { return len(e.it.entries) }
 func (e *encoder) Reset() {
-	e.it.entries, e.it.count, e.last = e.it.entries[:0], 0, false
+	e.it.entries, e.it.count, e.last = nil, 0, false
 	select {
 	case <-e.it.done: // a verdict that came after Send gave up
 	default:

@@ -52,7 +52,7 @@ func (d *deadLetters) store(output string, rs []rejected) error {
 	at := time.Now().Unix()
 	for i := 0; i < len(rs); {
 		j := i + 1
-		for j < len(rs) && string(rs[j].r.ev.Tag) == string(rs[i].r.ev.Tag) {
+		for j < len(rs) && string(rs[j].r.t.chunk.Tag) == string(rs[i].r.t.chunk.Tag) {
 			j++
 		}
 		err := d.append(output, rs[i:j], at)
@@ -76,9 +76,10 @@ func (d *deadLetters) append(output string, rs []rejected, at int64) error {
 	d.entries = d.entries[:0]
 	for i := range rs {
 		x := &rs[i]
-		d.entries = AppendDeadLetter(d.entries, x.r.ev.Time, x.r.ev.Record, output, x.reason, x.detail, at)
+		ev := x.r.event()
+		d.entries = AppendDeadLetter(d.entries, ev.Time, ev.Record, output, x.reason, x.detail, at)
 	}
-	if err := d.q.Append(context.Background(), rs[0].r.ev.Tag, len(rs), d.entries); err != nil {
+	if err := d.q.Append(context.Background(), rs[0].r.t.chunk.Tag, len(rs), d.entries); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
 	for i := range rs {

@@ -52,11 +52,27 @@ type tracked struct {
 	reason  string // of the first dead-lettered or dropped event
 }
 
-// ref is one event in a batch or waiting for a retry.
+// ref is one event in a batch or waiting for a retry: a compact
+// reference into its chunk (refs are copied per event and a batch holds
+// thousands), expanded into an Event by event().
 type ref struct {
-	t        *tracked
-	ev       Event
-	attempts int // failed sends so far
+	t              *tracked
+	ns             int64  // event time
+	off, n         uint32 // the entry: t.chunk.Entries[off:off+n]
+	recOff, recLen uint32 // the record, within the entry
+	idx            int32  // index in the chunk
+	attempts       int32  // failed sends so far
+	last           bool   // the chunk's last event
+}
+
+// event expands r.
+func (r *ref) event() Event {
+	c := &r.t.chunk
+	// Entry keeps the chunk's capacity: an encoder may extend a view over
+	// the entries that follow (the forward output sends a chunk uncopied).
+	entry := c.Entries[r.off : r.off+r.n]
+	return Event{Tag: c.Tag, Time: r.ns, Record: entry[r.recOff : r.recOff+r.recLen : r.recOff+r.recLen],
+		Entry: entry, Chunk: c.ID, Index: int(r.idx), Last: r.last}
 }
 
 type batch struct {
@@ -233,7 +249,7 @@ func (e *Engine) next() (ref, bool) {
 	if t == nil {
 		return ref{}, false
 	}
-	ns, rec, n, err := wire.NextEntry(t.rest)
+	ns, rec, recOff, n, err := wire.NextEntry(t.rest)
 	if err != nil {
 		lost := max(t.chunk.Count-t.next, 1)
 		e.o.Log.Error("chunk entries do not decode; dropping the rest of the chunk", "tag", string(t.chunk.Tag),
@@ -246,7 +262,9 @@ func (e *Engine) next() (ref, bool) {
 		e.splitDone(t)
 		return ref{}, false
 	}
-	r := ref{t: t, ev: Event{Tag: t.chunk.Tag, Time: ns, Record: rec, Entry: t.rest[:n], Chunk: t.chunk.ID, Index: t.next, Last: n == len(t.rest)}}
+	off := len(t.chunk.Entries) - len(t.rest)
+	r := ref{t: t, ns: ns, off: uint32(off), n: uint32(n), recOff: uint32(recOff), recLen: uint32(len(rec)),
+		idx: int32(t.next), last: n == len(t.rest)}
 	t.rest = t.rest[n:]
 	t.next++
 	t.open++
@@ -291,7 +309,7 @@ func (e *Engine) fill(now time.Time, chunks <-chan buffer.Chunk) {
 			break
 		}
 		b := e.open
-		e.scratch = r.ev // Add gets a pointer: to a field, so that r does not escape
+		e.scratch = r.event() // Add gets a pointer: to a field, so that nothing escapes
 		err := b.enc.Add(&e.scratch)
 		switch {
 		case err == nil:
@@ -375,10 +393,10 @@ func (e *Engine) result(b *batch, now time.Time) {
 // the ones past MaxRetries. err is the whole request's error, if any.
 func (e *Engine) retry(refs []ref, err error, now time.Time) {
 	keep := make([]ref, 0, len(refs))
-	attempts := 0
+	var attempts int32
 	for _, r := range refs {
 		r.attempts++
-		if e.o.MaxRetries > 0 && r.attempts > e.o.MaxRetries {
+		if e.o.MaxRetries > 0 && int(r.attempts) > e.o.MaxRetries {
 			detail := "too many failed sends"
 			if err != nil {
 				detail = err.Error()
@@ -393,7 +411,7 @@ func (e *Engine) retry(refs []ref, err error, now time.Time) {
 		return
 	}
 	e.m.retriedEvents.Add(len(keep))
-	d := e.backoff(attempts)
+	d := e.backoff(int(attempts))
 	var ra *RetryAfterError
 	if errors.As(err, &ra) {
 		d = max(d, ra.After)
@@ -452,7 +470,7 @@ func (e *Engine) nextWake() (time.Time, bool) {
 // next flushRejects (or is dropped, counted, without one).
 func (e *Engine) reject(r ref, reason, detail string) {
 	e.m.rejected(reason).Inc()
-	e.m.logReject(e.o.Log, reason, detail, r.ev.Tag)
+	e.m.logReject(e.o.Log, reason, detail, r.t.chunk.Tag)
 	e.rejects = append(e.rejects, rejected{r: r, reason: reason, detail: detail})
 }
 
