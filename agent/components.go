@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-agent/sluice/outputs/elasticsearch"
 	"github.com/sluice-agent/sluice/outputs/file"
 	fwdout "github.com/sluice-agent/sluice/outputs/forward"
+	"github.com/sluice-agent/sluice/outputs/kafka"
 	s3out "github.com/sluice-agent/sluice/outputs/s3"
 	"github.com/sluice-agent/sluice/outputs/stdout"
 	"github.com/sluice-agent/sluice/pipeline"
@@ -85,6 +86,9 @@ var (
 		}),
 		"elasticsearch": typed(func(e env, c *config.ElasticsearchOutput) (runner, error) {
 			return elasticsearch.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
+		}),
+		"kafka": typed(func(e env, c *config.KafkaOutput) (runner, error) {
+			return kafka.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
 		}),
 	}
 )

@@ -61,6 +61,7 @@ type Output struct {
 	S3      *S3Output      `yaml:"-" type:"s3" doc:"archive to S3 or an S3-compatible store: objects of JSON or raw lines, gzip or zstd, multipart for large ones"`
 
 	Elasticsearch *ElasticsearchOutput `yaml:"-" type:"elasticsearch" doc:"_bulk API client for Elasticsearch, OpenSearch and compatible servers (per-item retries, dead letters, stable ids, gzip, SigV4)"`
+	Kafka         *KafkaOutput         `yaml:"-" type:"kafka" doc:"Kafka producer (franz-go): topic per log type from a template, key and headers, acks=all and idempotent by default, zstd/lz4/snappy/gzip, TLS and SASL PLAIN/SCRAM"`
 
 	Line int `yaml:"-"`
 }

@@ -304,7 +304,9 @@ func TestInClusterTLS(t *testing.T) {
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.FlushInterval = -1
 	tlsSrv := httptest.NewTLSServer(proxy)
-	defer tlsSrv.Close()
+	// Closed after the client stops (cleanups run last first): Close waits
+	// for the proxied watch to end.
+	t.Cleanup(tlsSrv.Close)
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.crt")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o644); err != nil {
@@ -325,7 +327,6 @@ func TestInClusterTLS(t *testing.T) {
 	if c.base.String() != "https://"+net.JoinHostPort(host, port) {
 		t.Errorf("base %s", c.base)
 	}
-	tlsSrv.CloseClientConnections()
 
 	// Without the CA the certificate is refused.
 	bad := cfg
