@@ -118,7 +118,7 @@ var expectedErrors = []struct {
 
 	{"component_type.bad.yml", `component_type.bad.yml:2: inputs[0].type: missing (want docker, forward or cri)`},
 	{"component_type.bad.yml", `component_type.bad.yml:5: inputs[1].type: unknown input type "kafka" (want docker, forward or cri)`},
-	{"component_type.bad.yml", `component_type.bad.yml:9: outputs[0].type: unknown output type "splunk" (want forward, file, stdout, s3 or elasticsearch)`},
+	{"component_type.bad.yml", `component_type.bad.yml:9: outputs[0].type: unknown output type "splunk" (want forward, file, stdout, s3, elasticsearch or kafka)`},
 
 	{"ids.bad.yml", `ids.bad.yml:2: inputs[0].id: invalid id "a/b": use letters, digits, '_', '.' and '-' (it names a directory)`},
 	{"ids.bad.yml", `ids.bad.yml:4: inputs[1].id: invalid id "..": use letters, digits, '_', '.' and '-' (it names a directory)`},
@@ -351,10 +351,22 @@ func TestFullGood(t *testing.T) {
 					AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "shared-KEY-value-1",
 					RoleARN: "arn:aws:iam::123456789012:role/logs", ExternalID: "ext-1",
 				}},
+			{ID: "bus", Type: "kafka", Line: 172, Buffer: DefaultBuffer(),
+				Kafka: &KafkaOutput{
+					Brokers: []string{"kafka-1:9092", "kafka-2:9092"}, Topic: "logs-{field:log_type}", KeyField: "container_id",
+					Format: "json", RawKey: "log", TimeKey: "ts", TimeFormat: "epoch_millis", TagKey: "tag", TagHeader: "fluent_tag",
+					Headers: []KafkaHeader{{Name: "cluster", Value: "prod"}, {Name: "pod", Field: "kubernetes.pod_name"}},
+					Acks: "all", Idempotent: ptr(true), Compression: "gzip", CompressionLevel: 4,
+					MaxMessageBytes: 2 << 20, MaxBatchBytes: 8 << 20, MaxBatchEvents: 20000, Linger: 10 * time.Millisecond,
+					RequestTimeout: 20 * time.Second, DeliveryTimeout: 2 * time.Minute, DialTimeout: 5 * time.Second,
+					ClientID: "sluice-node-1", AutoCreateTopics: ptr(false),
+					TLS:  &TLS{Enabled: true, CAFile: "/etc/sluice/kafka-ca.pem"},
+					SASL: &KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "sluice", Password: "shared-KEY-value-1"},
+				}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 174},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 177},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 203},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 206},
 		},
 		DefaultOutput: "debug",
 	}
