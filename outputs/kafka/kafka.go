@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"sync"
 	"time"
@@ -285,6 +286,15 @@ func clientOptions(c *config.KafkaOutput, workers int, log *slog.Logger) ([]kgo.
 		kgo.MaxBufferedRecords((workers + 1) * c.MaxBatchEvents),
 		// No telemetry push (KIP-714): Close would wait up to 1s for it.
 		kgo.DisableClientMetrics(),
+		// Retries of the producer (and of metadata) back off like the
+		// Java client's: 100ms doubling to at most 1s, jittered, so that a
+		// record's deadline (delivery_timeout) is checked at least every
+		// second (franz-go's default goes to 5s).
+		kgo.RetryBackoffFn(retryBackoff),
+		// A retriable produce error waits for a metadata refresh; at most
+		// one a second (franz-go's default is 5s) keeps the deadline
+		// check and the move off a dead broker within about a second.
+		kgo.MetadataMinAge(time.Second),
 		kgo.WithLogger(kgoLogger{log}),
 	}
 	if !*c.Idempotent {
@@ -315,6 +325,15 @@ func clientOptions(c *config.KafkaOutput, workers int, log *slog.Logger) ([]kgo.
 		opts = append(opts, kgo.SASL(m))
 	}
 	return opts, nil
+}
+
+// retryBackoff is 100ms·2^(fails-1), at most 1s, ±20%.
+func retryBackoff(fails int) time.Duration {
+	d := time.Second
+	if fails < 5 {
+		d = 100 * time.Millisecond << max(fails-1, 0)
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*mrand.Float64()))
 }
 
 func clientTLS(c *config.TLS) (*tls.Config, error) {
@@ -418,9 +437,29 @@ func (s *sink) Send(ctx context.Context, enc delivery.Encoder, res []delivery.Re
 		}
 	}
 	if retries == n {
-		return fmt.Errorf("no record of the batch was acknowledged: %w", first)
+		return s.batchError(ctx, first)
 	}
 	return nil
+}
+
+// batchError describes a batch none of whose records was acknowledged.
+// Records failed by their deadline say nothing of the cause: the cluster
+// is asked (one metadata request), so that the error names it (no broker
+// reachable, credentials refused).
+func (s *sink) batchError(ctx context.Context, first error) error {
+	if errorName(first) != "canceled" || ctx.Err() != nil {
+		return fmt.Errorf("no record of the batch was acknowledged: %w", first)
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	perr := s.client.Ping(pctx)
+	if perr == nil {
+		return fmt.Errorf("no record of the batch was acknowledged within delivery_timeout %s (the cluster answers metadata requests)", s.deliveryTimeout)
+	}
+	if errors.Is(perr, kerr.SaslAuthenticationFailed) || errors.Is(perr, kerr.IllegalSaslState) || errors.Is(perr, kerr.UnsupportedSaslMechanism) {
+		s.logError("auth", "the cluster refused the credentials; retrying, events stay queued", "err", perr)
+	}
+	return fmt.Errorf("no record of the batch was acknowledged within delivery_timeout %s: %w", s.deliveryTimeout, perr)
 }
 
 // isolate produces r alone, in a batch of its own, through the probe
