@@ -13,10 +13,13 @@ import (
 	"github.com/sluice-agent/sluice/inputs/cri"
 	"github.com/sluice-agent/sluice/inputs/docker"
 	fwdin "github.com/sluice-agent/sluice/inputs/forward"
+	"github.com/sluice-agent/sluice/outputs/cloudwatchlogs"
 	"github.com/sluice-agent/sluice/outputs/elasticsearch"
 	"github.com/sluice-agent/sluice/outputs/file"
+	"github.com/sluice-agent/sluice/outputs/firehose"
 	fwdout "github.com/sluice-agent/sluice/outputs/forward"
 	"github.com/sluice-agent/sluice/outputs/kafka"
+	"github.com/sluice-agent/sluice/outputs/kinesis"
 	s3out "github.com/sluice-agent/sluice/outputs/s3"
 	"github.com/sluice-agent/sluice/outputs/stdout"
 	"github.com/sluice-agent/sluice/pipeline"
@@ -83,6 +86,15 @@ var (
 		}),
 		"s3": typed(func(e env, c *config.S3Output) (runner, error) {
 			return s3out.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
+		}),
+		"cloudwatch_logs": typed(func(e env, c *config.CloudWatchLogsOutput) (runner, error) {
+			return cloudwatchlogs.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
+		}),
+		"kinesis": typed(func(e env, c *config.KinesisOutput) (runner, error) {
+			return kinesis.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
+		}),
+		"firehose": typed(func(e env, c *config.FirehoseOutput) (runner, error) {
+			return firehose.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)
 		}),
 		"elasticsearch": typed(func(e env, c *config.ElasticsearchOutput) (runner, error) {
 			return elasticsearch.New(e.id, *c, e.delivery, e.dataDir, e.queue, e.log, e.metrics)

@@ -60,6 +60,10 @@ type Output struct {
 	Stdout  *StdoutOutput  `yaml:"-" type:"stdout" doc:"JSON lines on the agent's standard output"`
 	S3      *S3Output      `yaml:"-" type:"s3" doc:"archive to S3 or an S3-compatible store: objects of JSON or raw lines, gzip or zstd, multipart for large ones"`
 
+	CloudWatchLogs *CloudWatchLogsOutput `yaml:"-" type:"cloudwatch_logs" doc:"Amazon CloudWatch Logs (PutLogEvents): group and stream names from templates, created when missing, every batch limit kept, rejected events dead-lettered by reason"`
+	Kinesis        *KinesisOutput        `yaml:"-" type:"kinesis" doc:"Amazon Kinesis Data Streams (PutRecords): partition key from a field or random, only the failed records retried"`
+	Firehose       *FirehoseOutput       `yaml:"-" type:"firehose" doc:"Amazon Data Firehose (PutRecordBatch): newline-delimited JSON or raw records, optional aggregation, only the failed records retried"`
+
 	Elasticsearch *ElasticsearchOutput `yaml:"-" type:"elasticsearch" doc:"_bulk API client for Elasticsearch, OpenSearch and compatible servers (per-item retries, dead letters, stable ids, gzip, SigV4)"`
 	Kafka         *KafkaOutput         `yaml:"-" type:"kafka" doc:"Kafka producer (franz-go): topic per log type from a template, key and headers, acks=all and idempotent by default, zstd/lz4/snappy/gzip, TLS and SASL PLAIN/SCRAM"`
 
