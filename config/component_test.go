@@ -16,7 +16,7 @@ func TestTypes(t *testing.T) {
 			t.Errorf("%s %s has no doc tag", ty.Kind, ty.Name)
 		}
 	}
-	want := []string{"input docker", "input forward", "input cri", "output forward", "output file", "output stdout", "output s3", "output elasticsearch", "output kafka"}
+	want := []string{"input docker", "input forward", "input cri", "output forward", "output file", "output stdout", "output s3", "output cloudwatch_logs", "output kinesis", "output firehose", "output elasticsearch", "output kafka"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Types() = %v, want %v", got, want)
 	}

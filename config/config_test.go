@@ -118,7 +118,7 @@ var expectedErrors = []struct {
 
 	{"component_type.bad.yml", `component_type.bad.yml:2: inputs[0].type: missing (want docker, forward or cri)`},
 	{"component_type.bad.yml", `component_type.bad.yml:5: inputs[1].type: unknown input type "kafka" (want docker, forward or cri)`},
-	{"component_type.bad.yml", `component_type.bad.yml:9: outputs[0].type: unknown output type "splunk" (want forward, file, stdout, s3, elasticsearch or kafka)`},
+	{"component_type.bad.yml", `component_type.bad.yml:9: outputs[0].type: unknown output type "splunk" (want forward, file, stdout, s3, cloudwatch_logs, kinesis, firehose, elasticsearch or kafka)`},
 
 	{"ids.bad.yml", `ids.bad.yml:2: inputs[0].id: invalid id "a/b": use letters, digits, '_', '.' and '-' (it names a directory)`},
 	{"ids.bad.yml", `ids.bad.yml:4: inputs[1].id: invalid id "..": use letters, digits, '_', '.' and '-' (it names a directory)`},
@@ -363,10 +363,31 @@ func TestFullGood(t *testing.T) {
 					TLS:  &TLS{Enabled: true, CAFile: "/etc/sluice/kafka-ca.pem"},
 					SASL: &KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "sluice", Password: "shared-KEY-value-1"},
 				}},
+			{ID: "cwl", Type: "cloudwatch_logs", Line: 201, Buffer: DefaultBuffer(),
+				CloudWatchLogs: &CloudWatchLogsOutput{
+					LogGroupName: "/sluice/{tag}", LogStreamName: "{hostname}-{tag}", Format: "json", RawKey: "log",
+					TimeKey: "", TimeFormat: "rfc3339nano", TagKey: "tag", MaxEventBytes: 200 << 10, MaxBatchEvents: 5000,
+					MaxBatchBytes: 512 << 10, CreateLogGroup: ptr(true), CreateLogStream: ptr(false), RetentionInDays: 30,
+					LogGroupClass: "STANDARD", RequestTimeout: 30 * time.Second, Region: "eu-west-1",
+					Endpoint: "https://logs.eu-west-1.amazonaws.com", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "shared-KEY-value-1",
+					RoleARN: "arn:aws:iam::123456789012:role/logs", ExternalID: "ext-2",
+				}},
+			{ID: "stream", Type: "kinesis", Line: 226, Buffer: DefaultBuffer(),
+				Kinesis: &KinesisOutput{
+					StreamName: "logs", PartitionKey: "kubernetes.pod_name", Format: "raw", RawKey: "message", TimeKey: "ts",
+					TimeFormat: "epoch_millis", TagKey: "", AppendNewline: ptr(false), MaxRecordBytes: 512 << 10,
+					MaxBatchRecords: 250, MaxBatchBytes: 2 << 20, RequestTimeout: 20 * time.Second, Region: "eu-west-1",
+				}},
+			{ID: "hose", Type: "firehose", Line: 248, Buffer: DefaultBuffer(),
+				Firehose: &FirehoseOutput{
+					DeliveryStreamName: "logs-hose", Format: "json", RawKey: "log", TimeKey: "@timestamp", TimeFormat: "epoch_seconds",
+					TagKey: "tag", Aggregate: true, MaxRecordBytes: 900 << 10, MaxBatchRecords: 400, MaxBatchBytes: 3 << 20,
+					RequestTimeout: 15 * time.Second, Region: "us-east-2",
+				}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 203},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 206},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 270},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 273},
 		},
 		DefaultOutput: "debug",
 	}
