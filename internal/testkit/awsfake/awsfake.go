@@ -209,6 +209,7 @@ type Server struct {
 	requests map[string]int // op -> requests received (any answer)
 	answered map[string]int // error code -> answers
 	authFail int
+	discard  bool // store nothing (benchmarks)
 
 	groups   map[string]*logGroup
 	kinesis  map[string]*kinesisStream
@@ -270,6 +271,10 @@ func (s *Server) SetScript(sc Script) { s.mu.Lock(); s.script = sc; s.mu.Unlock(
 
 // SetLimits changes the enforced limits.
 func (s *Server) SetLimits(edit func(*Limits)) { s.mu.Lock(); edit(&s.limits); s.mu.Unlock() }
+
+// SetDiscard makes the server store nothing it accepts (benchmarks):
+// answers are unchanged.
+func (s *Server) SetDiscard(d bool) { s.mu.Lock(); s.discard = d; s.mu.Unlock() }
 
 // SetClock replaces the server's clock (event age checks, signing time).
 func (s *Server) SetClock(now func() time.Time) { s.mu.Lock(); s.now = now; s.mu.Unlock() }

@@ -88,6 +88,14 @@ func TestSignature(t *testing.T) {
 			}
 		}
 	}
+	// A secret changed on the server's side takes effect at once.
+	s.SetKeys(Key{AccessKeyID: AccessKeyID, SecretAccessKey: "rotated"})
+	if got := try(sdkConfig(s, AccessKeyID, SecretAccessKey, "", Region)); got[0] != "InvalidSignatureException" {
+		t.Errorf("old secret after rotation: %v", got)
+	}
+	if got := try(sdkConfig(s, AccessKeyID, "rotated", "", Region)); got[0] != "" || got[1] != "" || got[2] != "" {
+		t.Errorf("rotated secret: %v", got)
+	}
 	// A session token is checked when the key has one.
 	s.SetKeys(Key{AccessKeyID: "ASIATEMP", SecretAccessKey: "temp-secret", SessionToken: "session-token"})
 	if got := try(sdkConfig(s, "ASIATEMP", "temp-secret", "session-token", Region)); got[0] != "" || got[1] != "" || got[2] != "" {
@@ -102,8 +110,8 @@ func TestSignature(t *testing.T) {
 	if _, ok := errors.AsType[*cwltypes.UnrecognizedClientException](err); !ok {
 		t.Errorf("unknown key: %T %v, want *types.UnrecognizedClientException", err, err)
 	}
-	if n := len(s.LogEvents("g", "s")); n != 1+1 {
-		t.Errorf("%d events stored, want 2 (the good and the temporary credentials)", n)
+	if n := len(s.LogEvents("g", "s")); n != 3 {
+		t.Errorf("%d events stored, want 3 (the good, rotated and temporary credentials)", n)
 	}
 }
 

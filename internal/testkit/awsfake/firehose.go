@@ -106,7 +106,9 @@ func (s *Server) firehoseOp(op string, body []byte) (any, *Fault) {
 		}
 		r := recs[i]
 		r.RecordID = fmt.Sprintf("%032x%024x", s.recordID.Add(1), len(st.records))
-		st.records = append(st.records, r)
+		if !s.discard {
+			st.records = append(st.records, r)
+		}
 		out.RequestResponses[i] = entry{RecordID: r.RecordID}
 	}
 	return out, nil

@@ -161,7 +161,9 @@ func (s *Server) kinesisOp(op string, body []byte) (any, *Fault) {
 		r := recs[i]
 		r.ShardID = fmt.Sprintf("shardId-%012d", sh)
 		r.SequenceNumber = fmt.Sprintf("4959%04d%048d", sh, st.seq[sh])
-		st.records = append(st.records, r)
+		if !s.discard {
+			st.records = append(st.records, r)
+		}
 		out.Records[i] = entry{SequenceNumber: r.SequenceNumber, ShardID: r.ShardID}
 	}
 	return out, nil

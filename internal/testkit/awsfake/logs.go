@@ -303,7 +303,7 @@ func (s *Server) putLogEvents(body []byte) (any, *Fault) {
 		}
 	}
 	s.mu.Lock()
-	if st := s.groups[group].streams[stream]; st != nil { // it may have been deleted meanwhile: then nothing is stored
+	if st := s.groups[group].streams[stream]; st != nil && !s.discard {
 		st.events = append(st.events, evs[from:to]...)
 	}
 	s.mu.Unlock()
