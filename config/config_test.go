@@ -356,7 +356,7 @@ func TestFullGood(t *testing.T) {
 					Brokers: []string{"kafka-1:9092", "kafka-2:9092"}, Topic: "logs-{field:log_type}", KeyField: "container_id",
 					Format: "json", RawKey: "log", TimeKey: "ts", TimeFormat: "epoch_millis", TagKey: "tag", TagHeader: "fluent_tag",
 					Headers: []KafkaHeader{{Name: "cluster", Value: "prod"}, {Name: "pod", Field: "kubernetes.pod_name"}},
-					Acks: "all", Idempotent: ptr(true), Compression: "gzip", CompressionLevel: 4,
+					Acks:    "all", Idempotent: ptr(true), Compression: "gzip", CompressionLevel: 4,
 					MaxMessageBytes: 2 << 20, MaxBatchBytes: 8 << 20, MaxBatchEvents: 20000, Linger: 10 * time.Millisecond,
 					RequestTimeout: 20 * time.Second, DeliveryTimeout: 2 * time.Minute, DialTimeout: 5 * time.Second,
 					ClientID: "sluice-node-1", AutoCreateTopics: ptr(false),
