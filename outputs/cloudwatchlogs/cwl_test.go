@@ -145,7 +145,9 @@ func TestLimitsLargeEvents(t *testing.T) {
 	w := watchLimits(t, fake)
 	c := testConfig(fake)
 	c.Format = "raw"
-	r := start(t, c, awstest.FastDelivery())
+	d := awstest.FastDelivery()
+	d.FlushInterval = 5 * time.Second // batches fill (sealed when full)
+	r := start(t, c, d)
 	const maxMsg = 262144 - 26
 	var evs []awstest.Event
 	sizes := []int{maxMsg, maxMsg, maxMsg, maxMsg, maxMsg, maxMsg + 1, 300 << 10, maxMsg - 1, 10, maxMsg}
@@ -198,7 +200,7 @@ func TestLimitsManyTinyEvents(t *testing.T) {
 	c := testConfig(fake)
 	c.Format = "raw"
 	d := awstest.FastDelivery()
-	d.FlushInterval = time.Second // let batches fill
+	d.FlushInterval = 5 * time.Second // batches fill (sealed when full)
 	r := start(t, c, d)
 	n := 0
 	for range 25 {

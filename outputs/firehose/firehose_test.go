@@ -211,7 +211,7 @@ func TestLimits(t *testing.T) {
 	c := testConfig(fake, "big")
 	c.Format = "raw"
 	d := awstest.FastDelivery()
-	d.FlushInterval = time.Second
+	d.FlushInterval = 5 * time.Second // batches fill (sealed when full)
 	r := start(t, c, d)
 	const limit = 1000 << 10
 	for i := range 9 {
@@ -272,7 +272,7 @@ func TestAggregation(t *testing.T) {
 	c.Aggregate = true
 	c.MaxRecordBytes = 64 << 10 // a few records per request
 	d := awstest.FastDelivery()
-	d.FlushInterval = time.Second
+	d.FlushInterval = 5 * time.Second // batches fill (sealed when full)
 	r := start(t, c, d)
 	awstest.Fill(t, r.q, 0, 30, 100)
 	awstest.WaitEmpty(t, r.q, wait)

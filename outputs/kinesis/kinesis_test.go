@@ -165,7 +165,7 @@ func TestLimits(t *testing.T) {
 	c := testConfig(fake, "big")
 	c.Format = "raw"
 	d := awstest.FastDelivery()
-	d.FlushInterval = time.Second
+	d.FlushInterval = 5 * time.Second // batches fill (sealed when full)
 	r := start(t, c, d)
 	// raw data = the log value + "\n"; the random key is 16 bytes.
 	exact := 1<<20 - 16 - 1
