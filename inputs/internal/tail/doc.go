@@ -35,8 +35,9 @@
 //     prefix-matched. Path, device and inode are hints only. An open file
 //     descriptor pins its inode, so while a file is open its inode is
 //     trusted; a closed or saved entry is only ever matched by fingerprint
-//     (or, for an unchanged rotated file, by path, inode, size and mtime
-//     together), so a reused inode is read as the new file it is.
+//     (or, for an unchanged rotated or parked file, by path, inode, size
+//     and mtime together), so a reused inode is read as the new file it
+//     is.
 //   - Rotation by rename: the renamed file is read to its end through the
 //     same descriptor, then closed. Per source, files are read oldest first
 //     (highest Layout rank first; a deleted file being finished before all
@@ -50,6 +51,13 @@
 //     that can no longer be read (a file deleted or truncated before it was
 //     read, found at start or by a scan) is logged and counted as an
 //     estimate in sluice_input_files_lost_bytes_total.
+//   - Bounded descriptors: at most the open files cap of log files are
+//     open at once, per input and, through one pool, for all the inputs of
+//     the process together (see Open files). Closing an idle file
+//     ("parking" it) keeps everything but the descriptor; it is reopened,
+//     verified by fingerprint, when it changed. A file is never parked
+//     with data not read yet, nor while it is being finished after a
+//     rotation or deletion.
 //   - Bounded memory: one reader goroutine serves every source round-robin
 //     with one fixed 256 KiB read buffer and one pipeline.Writer, reading at
 //     most about 256 KiB of one source per turn and flushing after each
@@ -119,6 +127,78 @@
 // (the user's watch limit), that is logged once and the directories
 // concerned are polled, as before inotify was used.
 //
+// # Open files
+//
+// Descriptors on log files are tokens of one pool shared by every Tail of
+// the process (fdcap.go): the docker and CRI inputs draw on the same
+// RLIMIT_NOFILE, and the rest of the agent (buffer segments being written
+// and read, sockets, offsets and journal files, config files) must still
+// be able to open files. The pool's budget is the soft RLIMIT_NOFILE (Go
+// raises it to the hard limit at start-up) minus a reserve of
+// max(256, 25%), at most half the limit: 1024 gives 768, 4096 gives 3072,
+// 65536 gives 49152 (an unlimited limit counts as 2^20). Each input's cap
+// is Config.MaxOpenFiles (the max_open_files option), bounded by the
+// budget; 0, the default, means the budget. The budget is read again
+// when no Tail is running. The gauge sluice_input_files_open_limit shows
+// the cap in force, and Run logs it.
+//
+// A file is opened by the scan (to read its head and match it, see
+// Discovery). Needing a descriptor at the cap (or with the pool
+// exhausted), the input parks one of its own idle files: the least
+// recently active live file (no data read from it for the longest time)
+// among those read to their end (checked with fstat: a file with data
+// not read yet is never parked, its source is made dirty instead), not
+// in a physical line longer than the read buffer, and preferably with no
+// partial group pending (a parked one keeps its groups in memory; they
+// are still emitted at PartialFlushTimeout). A rotated or deleted file
+// being finished is never parked, nor a file of the source being matched.
+// A parked file keeps its identity: device, inode, fingerprint, offsets,
+// size and mtime (from fstat when it was closed), pending partial groups.
+// It is in the offsets file like an open one.
+//
+// A parked file is reopened when a scan finds it changed: a write event
+// for its path (inotify watches its directory, so this is prompt), a
+// rename or create in its directory, or the full scan. Unchanged (same
+// path, device, inode, size and mtime), it stays closed; otherwise it is
+// matched by fingerprint among the source's log files exactly as a saved
+// entry is at start: grown at its path, it is reopened and read on from
+// its offset; renamed (rotated), it is found under its new name and read
+// to its end before the new live file; copied and truncated, the copy
+// claims it and is read on from the offset while the truncated file is a
+// new file read from 0; shorter than its offset with a matching head, it
+// is read again from 0; found nowhere, it is gone and what is known to
+// be unread is counted as lost.
+//
+// If nothing can be parked (every open file has unread data or is being
+// finished), the open is deferred: the source's newer log files are not
+// opened either (no file is read before an older one), nothing of it is
+// counted as lost, and sluice_input_files_open_deferred_total counts it.
+// Deferred sources are scanned again as soon as a descriptor may be free
+// (a file finished or parked anywhere in the pool, a file of this input
+// read to its end), one after the other until one is deferred again, and
+// at every full scan. An open failing with EMFILE or ENFILE (the rest of
+// the process used more than the reserve) is treated the same way, after
+// one idle file is closed and the open tried once more; it is logged,
+// rate-limited. A directory listing failing so is retried once after an
+// idle file is closed; a source directory that still cannot be listed
+// (for want of descriptors, or permission) keeps its files as they are,
+// none taken for gone.
+//
+// Sharing: a running Tail refused by the pool while it holds less than
+// its fair share (the budget divided by the running Tails) makes the
+// others park idle files down to their share (their readers are woken);
+// a Tail woken by a release retries its deferred opens. Tails driven by
+// hand (Scan, Drain) draw on the pool without a share.
+//
+// Other descriptors: fsnotify holds one inotify descriptor per input for
+// all its watches (a watch is not a descriptor; it counts against
+// fs.inotify.max_user_watches), registered with the Go runtime's poller
+// (one epoll descriptor for the process). A scan holds one descriptor at
+// a time, while it lists a directory (os.ReadDir closes it); Lstat, Stat
+// and EvalSymlinks hold none. The position journal holds one, the
+// checkpoint two for a moment (the offsets file and its directory). All
+// of these come out of the reserve.
+//
 // # Long lines
 //
 // The core does the splitting: a physical line for which a full read
@@ -149,8 +229,13 @@
 // sluice_input_truncated_lines_total, sluice_input_partial_joins_total,
 // sluice_input_rotations_total, sluice_input_files_lost_bytes_total,
 // sluice_input_files_refused_total (with reason="symlink_outside_root" or
-// "not_regular"; see the invariants) and the gauge
-// sluice_input_files_tracked (open files).
+// "not_regular"; see the invariants), for the open files cap
+// sluice_input_files_closed_idle_total (files parked),
+// sluice_input_files_reopened_total (parked files reopened),
+// sluice_input_files_open_deferred_total (opens deferred at the cap), and
+// the gauges sluice_input_files_open (log files open),
+// sluice_input_files_open_limit (the cap) and sluice_input_files_tracked
+// (files followed: open and parked).
 //
 // # Known limitations
 //
@@ -175,6 +260,24 @@
 //     turns into a Go value (with a path string); under heavy logging that
 //     costs CPU in fsnotify's goroutine. The reader handles at most 1024
 //     events between two rounds.
+//   - Data written to a parked file that is then renamed and deleted, or
+//     truncated without a copy, before a scan reopens it is lost, and
+//     counted only as far as a scan saw it (the estimate is from the last
+//     known size, normally the one at parking). The write event that
+//     reopens a file normally comes first: the window is the reader's
+//     delay in handling events.
+//   - With more files growing at once than the cap, files are parked and
+//     reopened in turn: a few system calls per reopen (a directory scan,
+//     open, a 1 KiB read), and each growth waits for its source's scan.
+//     Without inotify, a parked file's growth is seen only by the full
+//     scan (every PollInterval), as it is not polled.
+//   - A file copied (not truncated) under a rotated name while parked is
+//     taken for its rotation: the copy is read on from the offset and
+//     finished, and the live file, whose head matches, is ignored until
+//     its content changes (the same as for a saved entry at start).
+//   - The fair share is coarse: a Tail above its share parks only idle
+//     files, so one whose files all have unread data keeps them until
+//     they are read.
 //   - A full scan costs a few system calls per source directory (about
 //     35 µs each on the test VM: 3,000 sources take ~110 ms every 10 s, 1.1%
 //     of a core). With watches unavailable, scans run every PollInterval and

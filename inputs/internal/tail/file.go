@@ -55,10 +55,15 @@ type file struct {
 	longStart int64    // file offset of long's first byte
 
 	lastSeen    time.Time
+	lastData    time.Time // when data was last read (or the file opened): idle order
 	lostCounted bool
-	truncated   bool // the scan found the content behind the fd replaced
-	matched     bool // scratch for the scan
-	touched     bool // in Tail.touched
+	// parked: closed while idle at the open files cap; the scan reopens it
+	// when it changed (fdcap.go).
+	parked    bool
+	evictSkip uint64 // parkIdle search that found it not parkable
+	truncated bool   // the scan found the content behind the fd replaced
+	matched   bool   // scratch for the scan
+	touched   bool   // in Tail.touched
 
 	saved savedFile // guarded by Tail.mu
 }
@@ -103,8 +108,7 @@ func (t *Tail) closeFile(f *file) {
 	}
 	f.f = nil
 	f.size = max(f.size, f.readOff)
-	t.openFiles--
-	t.m.files.Set(float64(t.openFiles))
+	t.releaseFD()
 	t.log.Debug("file finished", "path", f.path, "offset", f.readOff)
 }
 
@@ -117,6 +121,10 @@ func (t *Tail) closeAll() {
 			}
 		}
 	}
+	if t.openFiles > 0 {
+		fds.release(t, t.openFiles)
+	}
 	t.openFiles = 0
 	t.m.files.Set(0)
+	t.m.open.Set(0)
 }

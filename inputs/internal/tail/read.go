@@ -73,6 +73,12 @@ func (t *Tail) turn(ctx context.Context, f *file) (bool, error) {
 	if consumed > 0 || finishing {
 		t.touch(f)
 	}
+	if consumed > 0 {
+		f.lastData = t.now
+	}
+	if eof && f.live {
+		t.fdGen++ // it may be parked now: deferred opens may try again
+	}
 	if err := t.flush(ctx); err != nil {
 		return consumed > 0, err
 	}

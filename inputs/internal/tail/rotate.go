@@ -16,31 +16,43 @@ const forgetAfter = time.Hour
 //  1. an open file by device and inode (the open fd pins the inode, so it
 //     cannot have been reused), unless its content was replaced
 //     (copytruncate: smaller than what was read, or a different head);
-//  2. a closed rotated file by unchanged path, inode, size and mtime;
+//  2. a closed rotated file, or a parked (idle-closed) live file, by
+//     unchanged path, inode, size and mtime: it stays closed;
 //  3. otherwise by fingerprint: the copy of a replaced file (continue from
 //     its offset), a closed file (reopen at its offset), a copy of an open
-//     file (ignored), or else a new file.
+//     file (ignored), or else a new file. A parked file that grew, was
+//     renamed or copied is reopened here, like a saved one at start.
 //
 // A renamed file is then read to its end through its descriptor; a file
 // no longer found is read to its end if open, else counted as lost if it
-// was not read to its end.
+// was not read to its end. Step 3 opens files: if the open files cap
+// defers one (fdcap.go), the source's newer candidates are left for a
+// later scan (so that no file is read before an older one) and its
+// unmatched closed and replaced files are kept as they are.
 func (t *Tail) match(s *source, cands []candidate, now time.Time) {
 	for _, f := range s.files {
 		f.matched, f.truncated = false, false
 	}
+	t.matching = s
+	defer func() { t.matching = nil }()
 	t.matchOpen(s, cands)
 	t.matchClosed(s, cands)
 	// Oldest first, so that after a copytruncate the copy (.1), not the
 	// truncated live file, claims the saved offset.
 	slices.SortStableFunc(cands, func(a, b candidate) int { return b.rank - a.rank })
+	deferred := false
 	for i := range cands {
-		if cands[i].f == nil {
-			t.matchByFingerprint(s, &cands[i])
+		if cands[i].f == nil && !t.matchByFingerprint(s, &cands[i]) {
+			deferred = true
+			t.starve(s.key)
+			break
 		}
 	}
-	t.dropReplaced(s)
+	if !deferred {
+		t.dropReplaced(s) // else their copy may be among the candidates not looked at
+	}
 	t.adopt(s, cands, now)
-	t.sweep(s, now)
+	t.sweep(s, now, deferred)
 }
 
 // matchOpen is step 1: open files by device and inode.
@@ -65,11 +77,11 @@ func (t *Tail) matchOpen(s *source, cands []candidate) {
 func (t *Tail) matchClosed(s *source, cands []candidate) {
 	for i := range cands {
 		cd := &cands[i]
-		if cd.f != nil || cd.live {
+		if cd.f != nil {
 			continue
 		}
 		for _, f := range s.files {
-			if f.f == nil && !f.matched && f.ino != 0 && f.ino == cd.ino && f.dev == cd.dev &&
+			if f.f == nil && !f.matched && (!cd.live || f.parked) && f.ino != 0 && f.ino == cd.ino && f.dev == cd.dev &&
 				f.path == cd.path && f.size == cd.size && !f.mod.IsZero() && f.mod.Equal(cd.mod) {
 				cd.f, f.matched = f, true
 				break
@@ -105,30 +117,39 @@ func (t *Tail) replaced(f *file, cd *candidate) bool {
 }
 
 // matchByFingerprint (step 3) opens cd, reads its head and attaches it to
-// the best-matching file of s, or to a new file.
-func (t *Tail) matchByFingerprint(s *source, cd *candidate) {
-	fd, err := openRegular(cd.open, cd.dev, cd.ino)
+// the best-matching file of s, or to a new file. It returns false if the
+// open files cap deferred the open.
+func (t *Tail) matchByFingerprint(s *source, cd *candidate) bool {
+	fd, err := t.openFD(cd.open, cd.dev, cd.ino)
+	if errors.Is(err, errNoFD) && t.dropTruncatedFD(s) {
+		fd, err = t.openFD(cd.open, cd.dev, cd.ino)
+	}
 	if err != nil {
+		if errors.Is(err, errNoFD) {
+			return false
+		}
 		if errors.Is(err, errNotRegular) {
 			t.refuse(cd.path, reasonNotRegular) // replaced since the scan's check
 		}
 		t.log.Debug("open", "path", cd.path, "err", err)
-		return
+		return true
 	}
 	head, err := readHead(fd, &t.head)
 	if err != nil || len(head) == 0 {
 		// Empty files are tracked once they have data.
-		_ = fd.Close()
-		return
+		t.closeFD(fd)
+		return true
 	}
 	best, class := bestMatch(s, cd, head)
 	switch class {
 	case matchCopyOfOpen:
-		_ = fd.Close()
-		return
+		t.closeFD(fd)
+		return true
 	case matchCopy:
 		t.log.Info("file replaced by copytruncate; continuing in its copy", "path", best.path, "copy", cd.path, "offset", best.readOff)
-		_ = best.f.Close()
+		if best.f != nil {
+			t.closeFD(best.f)
+		}
 		best.f, best.truncated = fd, false
 	case matchClosedFile:
 		t.reopen(best, fd, cd)
@@ -140,6 +161,23 @@ func (t *Tail) matchByFingerprint(s *source, cd *candidate) {
 	}
 	cd.f, best.matched = best, true
 	s.dirty = true
+	return true
+}
+
+// dropTruncatedFD closes the descriptor of a file of s whose content was
+// replaced (nothing more of it can be read through it: what was not read
+// is in its copy, if there is one), so that at the cap the copy can be
+// opened in its place. It reports whether it closed one.
+func (t *Tail) dropTruncatedFD(s *source) bool {
+	for _, f := range s.files {
+		if f.truncated && !f.matched && f.f != nil {
+			t.closeFD(f.f)
+			f.f = nil
+			f.size = max(f.size, f.readOff)
+			return true
+		}
+	}
+	return false
 }
 
 // Classes of a fingerprint match, best last.
@@ -183,7 +221,9 @@ func bestMatch(s *source, cd *candidate, head []byte) (*file, int) {
 // it is now shorter than that.
 func (t *Tail) reopen(f *file, fd *os.File, cd *candidate) {
 	f.f = fd
-	t.openFiles++
+	f.lastData = t.now
+	t.unpark(f, true)
+	t.fdGauges()
 	t.log.Debug("resuming file", "path", cd.path, "offset", f.readOff)
 	if cd.size < f.readOff {
 		// The fingerprint matches but the file is shorter than the offset:
@@ -202,9 +242,9 @@ func (t *Tail) newFile(s *source, fd *os.File, head []byte, cd *candidate) *file
 		start = cd.size
 	}
 	t.seq++
-	f := &file{src: s, seq: t.seq, f: fd, fp: newFingerprint(head), readOff: start, commit: start}
+	f := &file{src: s, seq: t.seq, f: fd, fp: newFingerprint(head), readOff: start, commit: start, lastData: t.now}
 	f.saved.Offset = start
-	t.openFiles++
+	t.fdGauges()
 	t.mu.Lock()
 	s.files = append(s.files, f)
 	t.mu.Unlock()
@@ -258,8 +298,10 @@ func (t *Tail) adopt(s *source, cands []candidate, now time.Time) {
 
 // sweep handles the files no candidate matched: an open one is read to
 // its end through its descriptor; a closed one that was not read to its
-// end is counted as lost; entries gone for forgetAfter are dropped.
-func (t *Tail) sweep(s *source, now time.Time) {
+// end is counted as lost; entries gone for forgetAfter are dropped. After
+// a deferred open (deferred), unmatched closed files are left as they
+// are: they may be the candidates not looked at.
+func (t *Tail) sweep(s *source, now time.Time, deferred bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	kept := s.files[:0]
@@ -274,7 +316,8 @@ func (t *Tail) sweep(s *source, now time.Time) {
 					s.dirty = true
 					t.log.Debug("file removed; reading it to the end", "path", f.path)
 				}
-			} else {
+			} else if !deferred {
+				t.unpark(f, false)
 				f.gone = true
 				t.countLost(f)
 				if now.Sub(f.lastSeen) > forgetAfter && !f.pendingPartials() {

@@ -37,7 +37,7 @@ func (t *Tail) scan(now time.Time) {
 	if t.watch.fsn != nil && !t.watch.dirs[t.root] {
 		t.watch.degraded = true // no root yet: only scans will find it
 	}
-	t.m.files.Set(float64(t.openFiles))
+	t.fdGauges()
 	if !t.scanned && t.startAtEnd {
 		t.journalAll() // a crash before the first checkpoint must not start them at a later end
 	}
@@ -94,7 +94,7 @@ func (t *Tail) walk(rel string, depth int, now time.Time) {
 	}
 	dir := t.abs(rel)
 	t.watch.add(dir)
-	ents, err := os.ReadDir(dir)
+	ents, err := t.readDir(dir)
 	if err != nil {
 		if depth > 0 && errors.Is(err, fs.ErrNotExist) {
 			return // removed: the sources in it are gone
@@ -132,8 +132,22 @@ func (t *Tail) scanSource(key string, now time.Time) {
 	}
 	dir := t.abs(key)
 	watched := t.watch.add(dir)
-	t.cands = t.listLogs(t.cands[:0], dir)
+	var err error
+	t.cands, err = t.listLogs(t.cands[:0], dir)
 	s := t.sources[key]
+	if err != nil && (tooManyFiles(err) || errors.Is(err, fs.ErrPermission)) {
+		// Not listed (out of descriptors, permissions): keep the source as
+		// it is rather than take its files for gone.
+		if s != nil {
+			t.seen[s] = true
+		}
+		if tooManyFiles(err) {
+			t.starve(key)
+		} else if ok, n := t.warnRead.allow(now); ok {
+			t.log.Warn("cannot list log directory; retrying", "dir", dir, "err", err, "suppressed", n)
+		}
+		return
+	}
 	if s == nil {
 		if len(t.cands) == 0 {
 			return
@@ -155,11 +169,11 @@ func (t *Tail) wants(key string) bool {
 }
 
 // listLogs appends the log files in dir, as the layout picks and ranks
-// them.
-func (t *Tail) listLogs(dst []candidate, dir string) []candidate {
-	ents, err := os.ReadDir(dir)
+// them. An error means dir could not be listed.
+func (t *Tail) listLogs(dst []candidate, dir string) ([]candidate, error) {
+	ents, err := t.readDir(dir)
 	if err != nil {
-		return dst
+		return dst, err
 	}
 	t.names = t.names[:0]
 	for _, e := range ents {
@@ -178,7 +192,17 @@ func (t *Tail) listLogs(dst []candidate, dir string) []candidate {
 			size: fi.Size(), mod: fi.ModTime(),
 		})
 	}
-	return dst
+	return dst, nil
+}
+
+// readDir lists dir. Out of descriptors, it parks an idle log file and
+// tries once more.
+func (t *Tail) readDir(dir string) ([]os.DirEntry, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil && tooManyFiles(err) && t.parkIdle() {
+		ents, err = os.ReadDir(dir)
+	}
+	return ents, err
 }
 
 // addSource creates the source of key.

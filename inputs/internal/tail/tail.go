@@ -56,8 +56,14 @@ type Config struct {
 	// StartAtEnd: if there is no offsets file, files found by the first
 	// scan are read from their end (read_from_head false).
 	StartAtEnd bool
-	Format     Format
-	Layout     Layout
+	// MaxOpenFiles caps the log files this input holds open; 0 means the
+	// process-wide budget (the soft RLIMIT_NOFILE minus a reserve for the
+	// rest of the agent, shared by every tail input), which also bounds a
+	// larger value. At the cap, idle files are closed and reopened when
+	// they change (see "Open files" in the package doc).
+	MaxOpenFiles int
+	Format       Format
+	Layout       Layout
 	// Log may be nil (discard); Metrics may be nil (a private set).
 	Log     *slog.Logger
 	Metrics *metrics.Set
@@ -100,7 +106,7 @@ type Tail struct {
 	touched        []*file
 	commits        []committed
 	activePartials int
-	openFiles      int
+	openFiles      int // descriptors held on log files (tokens of fds)
 	now            time.Time
 	buf            []byte
 	head           [fpSize]byte
@@ -120,6 +126,26 @@ type Tail struct {
 	refused        map[string]refusal // refused paths, logged and counted once
 	refuseGen      uint64             // full scans made
 
+	// The open files cap (fdcap.go).
+	cfgMaxOpen   int           // Config.MaxOpenFiles
+	maxOpen      int           // the cap: cfgMaxOpen bounded by the budget (0: not set yet)
+	peakOpen     int           // the most descriptors held at once
+	parked       int           // idle files closed, to be reopened when they change
+	fdWake       chan struct{} // the pool wakes a starving or pressed reader
+	fdGen        uint64        // bumped when a live file was read to its end (may be parkable)
+	evictGen     uint64        // one per parkIdle search (file.evictSkip)
+	noIdleAt     uint64        // fdGen+1 when a search found nothing parkable
+	matching     *source       // the source match is matching: none of its files is parked
+	starved      map[string]struct{}
+	starves      uint64 // deferred opens
+	starvedGen   uint64 // fdGen at the last deferred open
+	starvedPool  uint64 // fds.gen at the last deferred open
+	pressureSeen uint64
+	shedWanted   bool
+	shedTried    uint64
+	warnFD       limiter
+	warnCap      limiter
+
 	// mu guards file.saved, the sources map and source.files against the
 	// checkpoint goroutine; gen counts published changes.
 	mu       sync.Mutex
@@ -133,7 +159,8 @@ type Tail struct {
 type tailMetrics struct {
 	lines, bytes, parseErrors, truncated, joins, rotations, lost *metrics.Counter
 	refusedOutside, refusedNotRegular                            *metrics.Counter
-	files                                                        *metrics.Gauge
+	closedIdle, reopened, deferred                               *metrics.Counter
+	files, open, openLimit                                       *metrics.Gauge
 }
 
 // New returns a Tail and loads its offsets file. r is the router its
@@ -160,6 +187,8 @@ func New(cfg Config, r *pipeline.Router) (*Tail, error) {
 		seen:       make(map[*source]bool),
 		buf:        make([]byte, readBufSize),
 		refused:    make(map[string]refusal),
+		cfgMaxOpen: cfg.MaxOpenFiles,
+		fdWake:     make(chan struct{}, 1),
 	}
 	t.filter, _ = cfg.Layout.(SourceFilter)
 	for _, r := range cfg.AllowedRoots {
@@ -204,6 +233,8 @@ func (cfg *Config) check(r *pipeline.Router) error {
 		return errors.New("tail: layout depth must be at least 1")
 	case cfg.MaxLineBytes <= 0 || cfg.PollInterval <= 0 || cfg.CheckpointInterval <= 0 || cfg.PartialFlushTimeout <= 0:
 		return errors.New("tail: max line bytes and intervals must be positive")
+	case cfg.MaxOpenFiles < 0:
+		return errors.New("tail: negative max open files")
 	}
 	return nil
 }
@@ -219,6 +250,11 @@ func newMetrics(set *metrics.Set, id string) tailMetrics {
 		rotations:   set.GetOrCreateCounter("sluice_input_rotations_total" + lbl),
 		lost:        set.GetOrCreateCounter("sluice_input_files_lost_bytes_total" + lbl),
 		files:       set.GetOrCreateGauge("sluice_input_files_tracked"+lbl, nil),
+		open:        set.GetOrCreateGauge("sluice_input_files_open"+lbl, nil),
+		openLimit:   set.GetOrCreateGauge("sluice_input_files_open_limit"+lbl, nil),
+		closedIdle:  set.GetOrCreateCounter("sluice_input_files_closed_idle_total" + lbl),
+		reopened:    set.GetOrCreateCounter("sluice_input_files_reopened_total" + lbl),
+		deferred:    set.GetOrCreateCounter("sluice_input_files_open_deferred_total" + lbl),
 		refusedOutside: set.GetOrCreateCounter(
 			fmt.Sprintf(`sluice_input_files_refused_total{input=%q,reason=%q}`, id, reasonOutside)),
 		refusedNotRegular: set.GetOrCreateCounter(
@@ -238,6 +274,11 @@ func (t *Tail) Run(ctx context.Context) error {
 	if t.w == nil {
 		t.w = t.r.NewWriter()
 	}
+	budget := fds.register(t)
+	defer fds.unregister(t)
+	t.setCap(budget)
+	t.pressureSeen = fds.pressure.Load() // only pressure from now on sheds
+	t.log.Info("open log files cap", "max_open_files", t.maxOpen, "process_budget", budget)
 	t.watch.start(t.log)
 	t.openJournal()
 	defer t.closeJournal()
@@ -287,6 +328,7 @@ func (t *Tail) readLoop(ctx context.Context) {
 		}
 		polling := t.markPolled(now, &nextPoll)
 		t.drainEvents()
+		t.fdHousekeeping(now)
 		if t.rescan {
 			t.scanPending(now)
 		}
@@ -353,6 +395,7 @@ func (t *Tail) sleep(ctx context.Context, timer *time.Timer, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-timer.C:
+	case <-t.fdWake: // descriptors came free, or another input is short of them
 	case ev, ok := <-t.watch.events():
 		if !ok {
 			t.watchClosed()
