@@ -39,9 +39,9 @@ func TestKafkaDefaults(t *testing.T) {
 		"compression":        "zstd",
 		"compression_level":  "0",
 		"max_message_bytes":  "1000000",
-		"max_batch_bytes":    "4MiB",
-		"max_batch_events":   "10000",
-		"linger":             "5ms",
+		"max_batch_bytes":    "1MiB",
+		"max_batch_events":   "5000",
+		"linger":             "",
 		"request_timeout":    "10s",
 		"delivery_timeout":   "1m0s",
 		"dial_timeout":       "10s",
@@ -111,7 +111,7 @@ func TestKafkaCheck(t *testing.T) {
 		"zero dial timeout":    {func(k *KafkaOutput) { k.DialTimeout = 0 }, []string{"kafka.dial_timeout: must be positive"}},
 		"zero delivery":        {func(k *KafkaOutput) { k.DeliveryTimeout = 0 }, []string{"kafka.delivery_timeout: must be positive"}},
 		"short delivery": {func(k *KafkaOutput) { k.DeliveryTimeout = 5 * time.Second },
-			[]string{"kafka.delivery_timeout: 5s is below request_timeout + linger (10.005s)"}},
+			[]string{"kafka.delivery_timeout: 5s is below request_timeout + linger (10s)"}},
 		"client id":     {func(k *KafkaOutput) { k.ClientID = "a\nb" }, []string{"kafka.client_id: must be one line"}},
 		"tls disabled":  {func(k *KafkaOutput) { k.TLS = &TLS{CAFile: "/ca.pem"} }, []string{"kafka.tls.enabled: tls settings are given but enabled is false"}},
 		"tls cert only": {func(k *KafkaOutput) { k.TLS = &TLS{Enabled: true, CertFile: "/c.pem"} }, []string{"kafka.tls.key_file: required when cert_file is set"}},
@@ -154,7 +154,7 @@ func TestKafkaCheck(t *testing.T) {
 		"gzip 9":       func(k *KafkaOutput) { k.Compression, k.CompressionLevel = "gzip", 9 },
 		"zstd fastest": func(k *KafkaOutput) { k.CompressionLevel = 1 },
 		"lz4":          func(k *KafkaOutput) { k.Compression = "lz4" },
-		"no linger":    func(k *KafkaOutput) { k.Linger = 0 },
+		"linger":       func(k *KafkaOutput) { k.Linger = 20 * time.Millisecond },
 		"tls":          func(k *KafkaOutput) { k.TLS = &TLS{Enabled: true, CAFile: "/ca.pem", ServerName: "kafka"} },
 		"scram":        func(k *KafkaOutput) { k.SASL = &KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"} },
 		"key":          func(k *KafkaOutput) { k.KeyField = "kubernetes.pod_name" },
@@ -215,7 +215,7 @@ default_output: k
 		t.Fatal(err)
 	}
 	k := c.Outputs[0].Spec().(*KafkaOutput)
-	if k.Topic != "logs-{field:log_type}" || k.Compression != "zstd" || k.TagHeader != "tag" || !*k.Idempotent || k.Linger != 5*time.Millisecond {
+	if k.Topic != "logs-{field:log_type}" || k.Compression != "zstd" || k.TagHeader != "tag" || !*k.Idempotent || k.Linger != 0 || k.MaxBatchEvents != 5000 {
 		t.Errorf("decoded %+v", k)
 	}
 	_, err = Load(write(head + `  - id: k

@@ -67,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input), forward (Docker fluentd driver traffic into the forward input), cri (the json-file lines in Kubernetes CRI format tailed by the cri input), elasticsearch or s3 (the json-file lines to one elasticsearch or s3 output and a real VictoriaLogs or versitygw)")
+	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input), forward (Docker fluentd driver traffic into the forward input), cri (the json-file lines in Kubernetes CRI format tailed by the cri input), elasticsearch or s3 (the json-file lines to one elasticsearch or s3 output and a real VictoriaLogs or versitygw), kafka (the json-file lines to one kafka output and an in-process kfake cluster)")
 	fs.IntVar(&o.lines, "lines", 1_000_000, "log lines per run, split over 3 containers")
 	fs.IntVar(&o.payload, "payload", 200, "bytes of each line's JSON payload")
 	fs.IntVar(&o.runs, "runs", 3, "number of runs (the median is printed last)")
@@ -95,8 +95,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w = &criMode{}
 	case "elasticsearch", "s3":
 		w = &destMode{kind: o.mode}
+	case "kafka":
+		w = &kafkaMode{}
 	default:
-		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward, cri, elasticsearch, s3)\n", o.mode)
+		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward, cri, elasticsearch, s3, kafka)\n", o.mode)
 		return 2
 	}
 	if err := bench(o, w, stdout, stderr); err != nil {
@@ -197,6 +199,8 @@ func bench(o options, w workload, stdout, stderr io.Writer) error {
 		var r result
 		if d, ok := w.(*destMode); ok {
 			r, err = runDest(runDir, bin, d, o)
+		} else if k, ok := w.(*kafkaMode); ok {
+			r, err = runKafka(runDir, bin, k, o)
 		} else {
 			r, err = runOnce(runDir, bin, w, o)
 		}

@@ -77,17 +77,27 @@
 //
 // # Producer settings
 //
-// acks (all), the idempotent producer (on), compression (zstd, falling
-// back to none for a broker that cannot take it), max_message_bytes as
-// the batch limit (ProducerBatchMaxBytes), linger, request_timeout
+// acks (all), the idempotent producer (on), compression (zstd at level 1,
+// falling back to none for a broker that cannot take it),
+// max_message_bytes as the batch limit (ProducerBatchMaxBytes), linger
+// (0: the engine hands over whole batches, and records arriving while
+// requests are in flight are batched anyway), request_timeout
 // (ProduceRequestTimeout), dial_timeout, client_id, topic auto-creation
 // in metadata requests (on), TLS and SASL PLAIN / SCRAM-SHA-256 /
-// SCRAM-SHA-512. The producer buffers at most (workers+1) ×
+// SCRAM-SHA-512. Retries back off like the Java client (100ms doubling to
+// 1s) and metadata is refreshed at most every second (franz-go: up to 5s
+// each), so a dead broker is left and a batch deadline is noticed within
+// about a second. The producer buffers at most (workers+1) ×
 // max_batch_events records, so Produce never blocks on its buffer; the
 // partitioner is franz-go's default (keys hashed with murmur2 like the
 // Java client, unkeyed records sticky per partition). Client telemetry
 // (KIP-714) is off. franz-go's own logs go to the agent's log at debug
 // level (errors at warn).
+//
+// The delivery engine runs with workers 4, flush_interval 100ms, eager
+// batches and max_in_flight_bytes 16 MiB (unless set): with batches of
+// at most 5000 events and 1 MiB, that is every batch being sent and the
+// one being filled, without holding more of the queue in memory.
 //
 // # Metrics
 //

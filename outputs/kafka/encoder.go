@@ -290,6 +290,16 @@ type flight struct {
 	promise   func(*kgo.Record, error)
 }
 
+// alloc sizes a new flight's storage for a batch of the limits, so that
+// the buffer does not grow (copying itself) while the first batches fill.
+func (f *flight) alloc(s *settings) {
+	n := min(s.maxEvents, 4096)
+	f.recs = make([]kgo.Record, 0, n)
+	f.errs = make([]error, 0, n)
+	f.hdrs = make([]kgo.RecordHeader, 0, n*len(s.headers))
+	f.buf = make([]byte, 0, s.maxBytes+64<<10)
+}
+
 func newFlight() *flight {
 	f := &flight{}
 	f.promise = f.onPromise
@@ -386,6 +396,9 @@ func (e *encoder) Reset() {
 // past max_batch_bytes is ErrFull.
 func (e *encoder) Add(ev *delivery.Event) error {
 	f, s := e.f, e.s
+	if f.recs == nil {
+		f.alloc(s)
+	}
 	start := len(f.buf)
 	topic, ok := e.topicFor(ev)
 	if !ok {

@@ -28,6 +28,7 @@ import (
 const (
 	DefaultWorkers       = config.KafkaDefaultWorkers
 	DefaultFlushInterval = config.KafkaDefaultFlushInterval
+	DefaultInFlightBytes = config.KafkaDefaultInFlightBytes
 )
 
 // errorLogEvery bounds the error logs of one kind (credentials, unknown
@@ -45,8 +46,8 @@ type Output struct {
 // New returns a kafka output for cfg; zero fields of cfg take the
 // defaults of config.DefaultKafkaOutput, then cfg is checked with the
 // rules of config validation. d is the output's delivery section (zero
-// fields: Workers 4, FlushInterval 100ms, eager batches, then the engine's
-// defaults); the dead-letter queue lives under dataDir/deadletter/<id>.
+// fields: Workers 4, FlushInterval 100ms, MaxInFlightBytes 16 MiB, eager
+// batches, then the engine's defaults); the dead-letter queue lives under dataDir/deadletter/<id>.
 // The client connects lazily: New does not need a broker up.
 func New(id string, cfg config.KafkaOutput, d config.Delivery, dataDir string, src delivery.Source, log *slog.Logger, set *metrics.Set) (*Output, error) {
 	if id == "" {
@@ -63,6 +64,9 @@ func New(id string, cfg config.KafkaOutput, d config.Delivery, dataDir string, s
 		return nil, fmt.Errorf("kafka output %s: %w", id, err)
 	}
 	opts := delivery.FromConfig(id, dataDir, d, delivery.Defaults{Workers: DefaultWorkers, FlushInterval: DefaultFlushInterval, Eager: true}, log, set)
+	if d.MaxInFlightBytes == 0 {
+		opts.MaxInFlightBytes = DefaultInFlightBytes
+	}
 	s, err := newSink(id, &cfg, opts.Workers, log, set)
 	if err != nil {
 		return nil, fmt.Errorf("kafka output %s: %w", id, err)
@@ -269,8 +273,14 @@ func clientOptions(c *config.KafkaOutput, workers int, log *slog.Logger) ([]kgo.
 	default:
 		codec = kgo.NoCompression()
 	}
-	if c.CompressionLevel != 0 {
+	switch {
+	case c.CompressionLevel != 0:
 		codec = codec.WithLevel(c.CompressionLevel)
+	case c.Compression == "zstd" || c.Compression == "gzip":
+		// Their fastest level: log records compress well at any level,
+		// and the agent's CPU is the budget (zstd 1 costs about 0.3 µs
+		// less per event than zstd's default 2).
+		codec = codec.WithLevel(1)
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
