@@ -63,7 +63,10 @@
 // values that are strings in the record (the raw line, a string key, the
 // tag) are views into the queue's chunk, which the queue allocated for the
 // engine and never reuses; JSON is transcoded into the flight's buffer,
-// which is reused batch after batch. Nothing is allocated per event in the
+// sized once (max_batch_bytes + 64 KiB: a batch ends before that unless
+// its last event is larger than 64 KiB, so the buffer does not grow by
+// copying itself) and reused batch after batch; records that point into
+// an old buffer after a growth keep it alive and unchanged. Nothing is allocated per event in the
 // steady state but what the producer allocates itself. The promise finds
 // its record's index from the record's address in the flight's array.
 // When Send returns before every promise (its context ended), the flight
