@@ -31,8 +31,28 @@ type ForwardInput struct {
 	ParseJSON bool `yaml:"parse_json"`
 	// MaxMessageBytes caps one request on the wire. Default 16 MiB.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
-	// MaxDecompressedBytes caps one decompressed request. Default 64 MiB.
+	// MaxDecompressedBytes caps one decompressed request. Default 64 MiB
+	// (within MaxBufferedBytes: a request whose output exceeds what the
+	// memory budget can give it is refused too).
 	MaxDecompressedBytes int `yaml:"max_decompressed_bytes"`
+	// MaxBufferedBytes is the input's memory budget, shared by all its
+	// connections: what they buffer beyond a fixed 128 KiB each (a read
+	// buffer grown toward a large request's size, a decompressed request)
+	// is reserved from it before it is allocated. A request that finds the
+	// budget taken waits for it, reading from its connection paused (TCP
+	// back-pressure), for at most BufferWaitTimeout; if it cannot get it
+	// then, or needs more than the whole budget, its connection is closed
+	// without an ack (logged, and counted in
+	// sluice_input_limit_violations_total{limit="memory"}). Default (0):
+	// a quarter of the container's memory limit (cgroup v2 memory.max or
+	// v1 memory.limit_in_bytes), at least 4 MiB and at most 1 GiB, or
+	// 256 MiB without a limit. At least 1 MiB when set.
+	MaxBufferedBytes int `yaml:"max_buffered_bytes"`
+	// BufferWaitTimeout bounds how long a request waits for the memory
+	// budget (MaxBufferedBytes), and how long a connection that holds
+	// budget for an incomplete request may send nothing before it is
+	// closed (not acked). Default 10s.
+	BufferWaitTimeout time.Duration `yaml:"buffer_wait_timeout"`
 	// MaxConnections caps concurrent TCP (and TLS) connections. Default
 	// 1024. When all are taken, a new connection is accepted by closing
 	// one that is idle (see IdleTimeout); if none is, it is refused.
@@ -96,6 +116,7 @@ func DefaultForwardInput() ForwardInput {
 		HandshakeTimeout:        10 * time.Second,
 		PartialTimeout:          5 * time.Second,
 		MaxPartialBytes:         1 << 20,
+		BufferWaitTimeout:       10 * time.Second,
 		AckAfter:                "fsync",
 	}
 }
@@ -169,6 +190,10 @@ func (f *ForwardInput) check(v *checker, p string) {
 	v.positive(p+".handshake_timeout", f.HandshakeTimeout)
 	v.positive(p+".partial_timeout", f.PartialTimeout)
 	v.positiveInt(p+".max_partial_bytes", f.MaxPartialBytes)
+	if f.MaxBufferedBytes != 0 && f.MaxBufferedBytes < 1<<20 {
+		v.errorf(p+".max_buffered_bytes", "must be at least 1MiB (or 0: sized from the container's memory limit), got %d", f.MaxBufferedBytes)
+	}
+	v.positive(p+".buffer_wait_timeout", f.BufferWaitTimeout)
 	v.oneOf(p+".ack_after", f.AckAfter, "fsync", "write")
 	v.tls(p+".tls", f.TLS, true)
 	v.security(p+".security", f.Security, true)

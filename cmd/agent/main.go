@@ -128,6 +128,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// Libraries that use the standard log package log through it too.
 	slog.SetDefault(log)
 	log.Info("starting sluice", "version", version, "config", *path)
+	setMemoryLimit(log)
 	if p := os.Getenv("SLUICE_CPUPROFILE"); p != "" {
 		// For benchmarks: profile the whole run (until exit).
 		f, err := os.Create(p)

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,21 +10,38 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/internal/wire"
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
-// Read buffer sizes. A connection starts with initialBufSize, grows (by
-// doubling) only while one request does not fit, never beyond
-// MaxMessageBytes, and shrinks back once idle.
+// Buffer sizes. A connection starts with a read buffer of initialBufSize,
+// grows it only while one request does not fit (to the request's known
+// size, else by doubling), never beyond MaxMessageBytes, and shrinks back
+// as soon as it is empty. What a connection holds beyond initialBufSize
+// (read buffer) and keptScratch (decompression output) is reserved from
+// the input's memory budget first (see memBudget).
 const (
 	initialBufSize = 64 << 10
 	minReadRoom    = 4 << 10
-	maxKeptScratch = 4 << 20 // decompression scratch kept between requests
+	keptScratch    = 64<<10 + 1 // decompression scratch kept between requests, outside the budget
+	// writerFlushBytes: the events of a large request are handed to the
+	// queues every this many bytes rather than all at the end, so the
+	// Writer's copy of a request stays small.
+	writerFlushBytes = 1 << 20
+	// inflateRatio is the first guess of a compressed request's expansion
+	// (then the connection's last one): its output is reserved for, and
+	// capped at, that many times its size on the wire, and decompressed
+	// again with four times more (up to max_decompressed_bytes) if it does
+	// not fit.
+	inflateRatio = 8
 )
 
 // conn is one client connection, served by one goroutine (serve) that owns
@@ -73,6 +91,17 @@ type conn struct {
 
 	maxEvent, maxEventTag int  // Router.MaxEventBytes for tags of maxEventTag bytes
 	gaveUp                bool // flush discarded held events: no ack is sent any more
+
+	// Memory budget (Input.mem): mem.held = bufHeld + the scratch being
+	// decompressed into.
+	mem      memHold
+	bufHeld  int64
+	reqFrame []byte        // the request being handled, as on the wire
+	ratio    int           // expected decompression ratio (inflateRatio at first)
+	unflush  int           // entry bytes added since the last flush
+	wake     chan struct{} // closed by interrupt: stop waiting for budget
+	wakeOnce sync.Once
+	reset    bool // close with a reset (refused for memory)
 }
 
 func newConn(in *Input, ctx context.Context, nc net.Conn) *conn {
@@ -84,6 +113,8 @@ func newConn(in *Input, ctx context.Context, nc net.Conn) *conn {
 		w:         in.r.NewWriter(),
 		buf:       make([]byte, initialBufSize),
 		connected: time.Now(),
+		ratio:     inflateRatio,
+		wake:      make(chan struct{}),
 	}
 	c.lastRead.Store(c.connected.UnixNano())
 	c.eventFn = c.onEvent
@@ -92,6 +123,13 @@ func newConn(in *Input, ctx context.Context, nc net.Conn) *conn {
 
 // errEvicted ends the loop of a connection closed to make room.
 var errEvicted = errors.New("connection closed to make room for a new one")
+
+// errLogged ends the loop of a connection whose end was already logged
+// (rate-limited) and counted.
+var errLogged = errors.New("connection closed (logged)")
+
+// interrupt wakes the connection if it waits for memory budget.
+func (c *conn) interrupt() { c.wakeOnce.Do(func() { close(c.wake) }) }
 
 // handshakeDeadline is when the TLS and Forward handshakes must be done.
 func (c *conn) handshakeDeadline() time.Time {
@@ -123,6 +161,7 @@ func (c *conn) handshakeFailed(msg string, err error) {
 // the last acks and closes.
 func (c *conn) stop() {
 	c.closing.Store(true)
+	c.interrupt()
 	c.nc.SetReadDeadline(time.Now()) //nolint:errcheck // wakes a blocked Read
 }
 
@@ -148,7 +187,7 @@ func (c *conn) serve() {
 		}
 		c.used.Store(true)
 	}
-	if err := c.loop(); err != nil && !errors.Is(err, errEvicted) {
+	if err := c.loop(); err != nil && !errors.Is(err, errEvicted) && !errors.Is(err, errLogged) {
 		c.log.Error("closing forward connection", "err", err)
 	}
 }
@@ -177,12 +216,17 @@ func (c *conn) loop() error {
 		case err == nil:
 		case c.evicted.Load():
 			return errEvicted
+		case errors.Is(err, errLogged):
+			return err
 		case isTimeout(err):
 			if c.closing.Load() {
 				if c.drainDone() {
 					return c.endOfStream()
 				}
 				continue
+			}
+			if d := c.stallDeadline(); !d.IsZero() && !time.Now().Before(d) {
+				return c.memRefused("stalled", 0, errors.New("no byte for buffer_wait_timeout in the middle of a request holding memory budget"))
 			}
 			if err := c.expirePartials(time.Now()); err != nil {
 				return err
@@ -217,10 +261,26 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// stallDeadline is when a connection that holds memory budget for an
+// incomplete request and receives nothing more is closed: buffer_wait_timeout
+// after its last byte. Zero if it holds none.
+func (c *conn) stallDeadline() time.Time {
+	if c.bufHeld == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, c.lastRead.Load()).Add(c.in.cfg.BufferWaitTimeout)
+}
+
 // read reads more bytes into the buffer, with a read deadline of the
-// earliest of want (partial line timeouts) and the shutdown grace.
+// earliest of want (partial line timeouts), the stall deadline and the
+// shutdown grace.
 func (c *conn) read(want time.Time) (int, error) {
-	c.makeRoom()
+	if err := c.makeRoom(); err != nil {
+		return 0, err
+	}
+	if s := c.stallDeadline(); !s.IsZero() && (want.IsZero() || s.Before(want)) {
+		want = s
+	}
 	for {
 		closing := c.closing.Load()
 		d := want
@@ -250,35 +310,99 @@ func (c *conn) read(want time.Time) (int, error) {
 	return n, err
 }
 
-// makeRoom ensures free space after end: it reclaims consumed bytes, grows
-// the buffer while one request does not fit, and shrinks it when idle.
-func (c *conn) makeRoom() {
+// makeRoom ensures free space after end: it reclaims consumed bytes,
+// shrinks an empty buffer back to initialBufSize (returning its budget),
+// and grows the buffer while one request does not fit, after reserving
+// the growth from the memory budget (waiting for it if need be: reading
+// from this connection pauses meanwhile). If the budget cannot be had,
+// the connection is refused (errLogged).
+func (c *conn) makeRoom() error {
 	if c.start == c.end {
 		c.start, c.end = 0, 0
-		if len(c.buf) > 4*initialBufSize {
-			c.buf = make([]byte, initialBufSize)
-		}
+		c.shrink()
 	}
 	if len(c.buf)-c.end >= minReadRoom {
-		return
+		return nil
 	}
 	if c.start > 0 {
 		c.end = copy(c.buf, c.buf[c.start:c.end])
 		c.start = 0
 		if len(c.buf)-c.end >= minReadRoom {
-			return
+			return nil
 		}
 	}
-	// The pending request fills the buffer: grow it. The framer fails a
-	// request over MaxMessageBytes before it needs more than that.
-	size := min(2*len(c.buf), c.in.cfg.MaxMessageBytes+minReadRoom)
+	// The pending request fills the buffer: grow it, to the size the
+	// framer knows the request has at least (a bin or str header gives it
+	// whole), else by doubling. The framer fails a request over
+	// MaxMessageBytes before it needs more than that.
+	known := int(c.fr.p + c.fr.pending)
+	size := min(max(2*len(c.buf), known+minReadRoom), c.in.cfg.MaxMessageBytes+minReadRoom)
 	if size <= len(c.buf) {
 		size = len(c.buf) + minReadRoom
+	}
+	if need := int64(size-initialBufSize) - c.bufHeld; need > 0 {
+		if err := c.reserve(need, "read buffer"); err != nil {
+			return err
+		}
+		c.bufHeld += need
 	}
 	nb := make([]byte, size)
 	c.end = copy(nb, c.buf[c.start:c.end])
 	c.start = 0
 	c.buf = nb
+	return nil
+}
+
+// shrink drops an empty read buffer larger than initialBufSize and
+// returns its budget.
+func (c *conn) shrink() {
+	if c.start != c.end || len(c.buf) <= initialBufSize {
+		return
+	}
+	c.start, c.end = 0, 0
+	c.buf = make([]byte, initialBufSize)
+	c.in.mem.release(&c.mem, c.bufHeld)
+	c.bufHeld = 0
+}
+
+// reserve takes n bytes of the memory budget for what (for the log),
+// waiting up to buffer_wait_timeout. A failure is counted, logged
+// (rate-limited) and returned as errLogged (or errEvicted): the connection
+// is then closed without acking the request that needed the memory.
+func (c *conn) reserve(n int64, what string) error {
+	waited, err := c.in.mem.reserve(&c.mem, n, c.used.Load(), c.in.cfg.BufferWaitTimeout, c.wake)
+	if waited {
+		c.in.m.memWaits.Inc()
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errMemInterrupted):
+		if c.evicted.Load() {
+			return errEvicted
+		}
+		return fmt.Errorf("stopped while waiting for memory budget for a %s; request not acked", what)
+	case errors.Is(err, errMemTooLarge):
+		return c.memRefused("too_large", n, fmt.Errorf("%s: %w", what, err))
+	case errors.Is(err, errMemTimeout):
+		return c.memRefused("timeout", n, fmt.Errorf("%s: %w", what, err))
+	}
+	return c.memRefused("deadlock", n, fmt.Errorf("%s: %w", what, err))
+}
+
+// memRefused counts and logs (rate-limited) a connection closed by the
+// memory budget; it is reset rather than closed with a FIN, so that a
+// client's next write fails at once.
+func (c *conn) memRefused(reason string, need int64, err error) error {
+	c.in.m.limitMemory.Inc()
+	c.reset = true
+	if ok, n := c.in.memLog.allow(); ok {
+		c.log.Warn("closing forward connection: memory budget (max_buffered_bytes); its request is not acked",
+			"reason", reason, "err", err, "need_bytes", need, "held_bytes", c.mem.held,
+			"max_buffered_bytes", c.in.cfg.MaxBufferedBytes, "buffer_wait_timeout", c.in.cfg.BufferWaitTimeout.String(),
+			"suppressed_since_last_log", n)
+	}
+	return errLogged
 }
 
 // readFrame reads until one complete msgpack value is buffered and returns
@@ -329,6 +453,7 @@ func (c *conn) process() error {
 				if err == nil || n > 0 {
 					c.start += n
 				}
+				c.reqFrame = c.buf[c.start-n : c.start]
 				if err := c.handleRequest(req, err); err != nil {
 					return err
 				}
@@ -346,11 +471,17 @@ func (c *conn) process() error {
 			return fmt.Errorf("invalid msgpack: %w", err)
 		}
 		if !ok {
+			// A request that announces more than the budget can ever
+			// give one connection is refused as soon as that is known.
+			if known := int64(c.fr.p+c.fr.pending) + minReadRoom - initialBufSize; known > c.in.mem.total {
+				return c.memRefused("too_large", known, errors.New("the request's read buffer: "+errMemTooLarge.Error()))
+			}
 			return nil
 		}
 		c.framing = false
 		frame := c.buf[c.start : c.start+n]
 		c.start += n
+		c.reqFrame = frame
 		req, _, err := wire.ReadRequest(frame, limit)
 		if err != nil && errors.Is(err, wire.ErrShort) {
 			err = fmt.Errorf("%w: framed request does not parse", wire.ErrMalformed)
@@ -385,9 +516,13 @@ func (c *conn) handleRequest(req wire.Request, err error) error {
 	c.in.m.requests.Inc()
 	c.reqTag, c.reqChunk = req.Tag, req.Chunk
 	var invalid int
-	c.scratch, invalid, err = req.Events(c.scratch, c.in.cfg.MaxDecompressedBytes, c.eventFn)
-	if cap(c.scratch) > maxKeptScratch {
-		c.scratch = nil
+	if req.Mode == wire.ModeCompressedPackedForward {
+		invalid, err = c.inflateEvents(&req)
+		if errors.Is(err, errLogged) || errors.Is(err, errEvicted) {
+			return err
+		}
+	} else {
+		c.scratch, invalid, err = req.Events(c.scratch, c.in.cfg.MaxDecompressedBytes, c.eventFn)
 	}
 	if invalid > 0 {
 		c.in.m.invalidEvents.Add(invalid)
@@ -413,6 +548,135 @@ func (c *conn) handleRequest(req wire.Request, err error) error {
 	}
 	return nil
 }
+
+// inflateEvents decompresses a CompressedPackedForward request within the
+// memory budget and hands its events to onEvent. The output buffer is
+// reserved before decompressing, for ratio times the request's wire size
+// (at least keptScratch, which needs no reservation). If the output is
+// larger, a gzip payload is decompressed once more into nothing, only to
+// count its size (a bomb is refused there, having allocated nothing),
+// and then into a buffer of exactly that size; a zstd payload is tried
+// again with four times more. Either way never beyond
+// max_decompressed_bytes (a request over it is refused as before), nor
+// beyond what the budget can ever give this connection (a request over
+// that is refused for memory). Between two tries nothing is held for the
+// output, so a retry waits holding only the read buffer; a failed try
+// called onEvent for nothing, so redoing it is safe.
+func (c *conn) inflateEvents(req *wire.Request) (invalid int, err error) {
+	maxOut := c.in.cfg.MaxDecompressedBytes
+	wireLen := len(c.reqFrame)
+	limit := min(max(keptScratch-1, wireLen*c.ratio), maxOut)
+	zstd := req.Compressed == "zstd"
+	for counted := false; ; {
+		// What the budget can ever give this connection for the output,
+		// beside its read buffer; zstd also needs a history window of up
+		// to the output's size (wire caps it at 8 MiB).
+		room := c.in.mem.total - c.bufHeld
+		if zstd {
+			room /= 2
+		}
+		capped := false
+		if int64(limit)+1 > room {
+			limit, capped = int(max(room-1, 0)), true
+		}
+		need := int64(0)
+		if limit+1 > keptScratch {
+			need = int64(limit) + 1
+			if zstd {
+				need += int64(min(limit, 8<<20))
+			}
+			// Acks of the requests before this one need not wait for the
+			// budget.
+			if c.in.mem.available() < need {
+				if err := c.commit(); err != nil {
+					return 0, err
+				}
+			}
+			if err := c.reserve(need, "decompressed request"); err != nil {
+				return 0, err
+			}
+		}
+		scratch := c.scratch[:0]
+		if cap(scratch) < limit+1 {
+			scratch = make([]byte, 0, limit+1)
+		}
+		var out []byte
+		out, invalid, err = req.Events(scratch, limit, c.eventFn)
+		if cap(out) <= keptScratch {
+			c.scratch = out
+		} else {
+			c.scratch = nil
+		}
+		c.in.mem.release(&c.mem, need)
+		if err == nil {
+			if wireLen > 0 {
+				c.ratio = min(max(len(out)/wireLen+1, 2), 256)
+			}
+			return invalid, nil
+		}
+		if !errors.Is(err, wire.ErrTooLarge) || limit >= maxOut {
+			return invalid, err
+		}
+		if capped {
+			return 0, c.memRefused("too_large", int64(limit)+1, fmt.Errorf(
+				"decompressed request: output exceeds the %d bytes the budget can give it (max_decompressed_bytes %d)", limit, maxOut))
+		}
+		if zstd || counted {
+			limit = min(4*limit, maxOut)
+			continue
+		}
+		counted = true
+		n, err := gzipSize(c.reqFrame, maxOut)
+		if err != nil {
+			return 0, err
+		}
+		if int64(n)+1 > room {
+			return 0, c.memRefused("too_large", int64(n)+1, fmt.Errorf(
+				"decompressed request: %d bytes, more than the %d the budget can give it", n, room-1))
+		}
+		limit = n
+	}
+}
+
+// gzipSize returns the decompressed size of the gzip payload of the
+// CompressedPackedForward request frame (all its members), decompressing
+// it into nothing: it allocates no output however large that is. Over
+// limit it fails with wire.ErrTooLarge, and on a corrupt payload with
+// wire.ErrMalformed.
+func gzipSize(frame []byte, limit int) (int, error) {
+	n, rest, err := msgp.ReadArrayHeaderBytes(frame)
+	if err != nil || n < 2 {
+		return 0, fmt.Errorf("%w: not a forward request", wire.ErrMalformed)
+	}
+	rest, ok := wire.Skip(rest) // the tag
+	if !ok {
+		return 0, fmt.Errorf("%w: no tag", wire.ErrMalformed)
+	}
+	body, _, ok := wire.ReadStrBin(rest)
+	if !ok {
+		return 0, fmt.Errorf("%w: no payload", wire.ErrMalformed)
+	}
+	zr := gzipCounters.Get().(*gzip.Reader)
+	defer gzipCounters.Put(zr)
+	var src bytes.Reader
+	src.Reset(body)
+	if err := zr.Reset(&src); err != nil {
+		return 0, fmt.Errorf("%w: gzip: %v", wire.ErrMalformed, err)
+	}
+	zr.Multistream(true)
+	size, err := io.Copy(io.Discard, io.LimitReader(zr, int64(limit)+1))
+	zr.Reset(bytes.NewReader(nil)) //nolint:errcheck // drops the reference to frame
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%w: gzip: %v", wire.ErrMalformed, err)
+	case size > int64(limit):
+		return 0, fmt.Errorf("%w: decompressed entries exceed %d bytes", wire.ErrTooLarge, limit)
+	}
+	return int(size), nil
+}
+
+// gzipCounters are gzipSize's readers.
+var gzipCounters = sync.Pool{New: func() any { return new(gzip.Reader) }}
 
 func (c *conn) logInvalid(msg string, args ...any) {
 	if ok, n := c.in.invalidLog.allow(); ok {
@@ -483,6 +747,11 @@ func (c *conn) emit(tag []byte, ns int64, rec []byte, ri *recInfo, joinedLog []b
 	c.ev.Tag, c.ev.Time, c.ev.Record = tag, ns, out
 	c.in.m.events.Inc()
 	c.w.Add(&c.ev)
+	// A large request is handed to the queues as it is decoded, so the
+	// Writer never holds much more than writerFlushBytes of it.
+	if c.unflush += wire.EntryLen(len(out)); c.unflush >= writerFlushBytes {
+		return c.flush()
+	}
 	return nil
 }
 
@@ -599,6 +868,7 @@ func (c *conn) flush() error {
 	for {
 		err := c.w.Flush(c.ctx)
 		if err == nil {
+			c.unflush = 0
 			return nil
 		}
 		c.in.m.flushRetries.Inc()
@@ -645,5 +915,13 @@ func (c *conn) finish() {
 	if err := c.commit(); err != nil {
 		c.log.Error("final flush of forward connection", "err", err)
 	}
-	c.nc.Close()
+	// The budget is whole again before the client can see the close (the
+	// buffers go with the conn).
+	c.in.mem.release(&c.mem, c.mem.held)
+	c.bufHeld = 0
+	if c.reset {
+		abort(c.nc)
+	} else {
+		c.nc.Close()
+	}
 }

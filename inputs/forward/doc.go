@@ -38,15 +38,19 @@
 //     and flushed once (a request with a chunk still gets its ack in the
 //     same round). A flush happens whenever the buffer holds no further
 //     complete request.
-//   - Memory is bounded per connection: the read buffer starts at 64 KiB and
-//     grows only while one request does not fit, never beyond
-//     max_message_bytes (a request announcing more is refused as soon as its
-//     header is read, before its bytes arrive); decompression stops at
-//     max_decompressed_bytes (a gzip bomb is refused); at most 16 partial
-//     lines of at most max_partial_bytes each are held. Buffers shrink back
-//     when idle. Refusals are logged, counted
+//   - Memory is bounded per connection and across connections. Per
+//     connection: the read buffer starts at 64 KiB and grows only while one
+//     request does not fit, never beyond max_message_bytes (a request
+//     announcing more is refused as soon as its header is read, before its
+//     bytes arrive); decompression stops at max_decompressed_bytes (a gzip
+//     bomb is refused); at most 16 partial lines of at most
+//     max_partial_bytes each are held. Buffers shrink back as soon as they
+//     are empty. Across connections: what they buffer beyond a fixed
+//     baseline comes out of one memory budget, max_buffered_bytes (see
+//     Memory budget). Refusals are logged, counted
 //     (sluice_input_limit_violations_total{limit=...}) and close the
-//     connection after the earlier requests were flushed and acked.
+//     connection after the earlier requests were flushed and acked; the
+//     refused request is never acked.
 //   - Accepting never waits on an output: listeners are bound when Run
 //     starts (before anything else happens), a connection that finds no
 //     slot is closed at once (below), and with the default drop_oldest
@@ -145,6 +149,78 @@
 // reconnect every handshake_timeout cannot keep the input full either.
 // Failed handshakes are logged at most every 10 s.
 //
+// # Memory budget
+//
+// All connections of the input share one budget, max_buffered_bytes.
+// By default (0) it is a quarter of the container's memory limit (cgroup
+// v2 memory.max, or v1 memory.limit_in_bytes; the smallest from the
+// agent's cgroup up to the root of the hierarchy it sees), at least 4 MiB
+// and at most 1 GiB, and 256 MiB when there is no limit: 64 MiB in the
+// shipped manifests' 256 MiB pod. The agent also sets the Go runtime's
+// soft memory limit (GOMEMLIMIT) to 90% of the container's limit unless
+// GOMEMLIMIT is set, so that garbage is collected before the kernel's OOM
+// killer steps in. Each forward input has its own budget; set it
+// explicitly to share a pod's memory between several.
+//
+// A connection reserves from the budget, before allocating it:
+//
+//   - the growth of its read buffer beyond 64 KiB, when a request does not
+//     fit: the whole size the request is known to have (a PackedForward
+//     payload's bin header gives it at once; a Forward array's size is
+//     learnt as it arrives, and the buffer doubles), released as soon as
+//     the buffer is empty again. A request whose known size exceeds the
+//     whole budget is refused as soon as that is known;
+//   - the output of a CompressedPackedForward request: at first up to the
+//     connection's last expansion ratio (8 at first) times the request's
+//     size, at least 64 KiB. If it is larger, a gzip payload is
+//     decompressed once into nothing, only to measure it (a gzip bomb is
+//     refused there, having allocated nothing; this costs a second
+//     decompression for that request only), and its exact size is
+//     reserved; a zstd payload is tried again with four times more (twice
+//     that: its history window is counted too). Released when its events
+//     were handed on.
+//
+// The events a request yields are handed to the queues every 1 MiB, so the
+// Writer's copy of a large request stays small.
+//
+// A reservation that does not fit waits: reading from that connection
+// pauses, so TCP back-pressure holds its client back. Waiters are served
+// first fit: connections that already hold budget (a request that turned
+// out larger than first known), then connections that completed a request
+// before, then those that never did (what a flood is made of); within
+// each, the smallest first. A waiter that is not served within
+// buffer_wait_timeout (default 10s), or whose request alone needs more
+// than the whole budget, is refused: its connection is reset (a client's
+// next write fails at once), the request is not acked (a client that asked
+// for acks sends it again), the reason ("timeout", "too_large", "deadlock"
+// or "stalled") is logged at most every 10 s and the refusal counted in
+// sluice_input_limit_violations_total{limit="memory"}. A connection that
+// holds budget for an incomplete request and sends nothing for
+// buffer_wait_timeout is closed the same way ("stalled"), so a client
+// that announces a large request and stops halfway holds the budget only
+// that long.
+//
+// It cannot deadlock: a connection that holds nothing waits holding
+// nothing; one that holds budget and needs more has priority over those
+// that hold none; and if every connection holding budget is waiting for
+// more than is free (none of them can finish), the youngest of them is
+// refused at once ("deadlock") and its budget goes to the others.
+//
+// Outside the budget, per connection: 64 KiB of read buffer, up to 64 KiB
+// of decompression output kept between requests, the Writer's encoded
+// events (at most about 1 MiB plus one event, per output, while a request
+// is handled; the Writer keeps up to 4 MiB of recycled buffers), partial
+// lines, the goroutine, and the kernel's socket buffers. So the input's
+// memory is at most max_buffered_bytes plus about 130 KiB per open
+// connection (and the Writer's buffers per busy one), plus garbage not yet
+// collected, which GOMEMLIMIT keeps in check. With 16 concurrent gzip
+// bombs and 40 clients holding half-sent 15 MB requests against the
+// default budget of a 256 MiB pod (64 MiB) and GOMEMLIMIT at 230 MiB, the
+// agent's live heap stays around 60 to 100 MB and its peak RSS under
+// 240 MiB (1.4 GB before the budget) while well-behaved clients' events
+// all arrive (test TestMemoryBudgetRSS in test/e2e;
+// TestMemoryBudgetUnderAttack here).
+//
 // # Records
 //
 // A record of Docker's fluentd driver (a map with str container_id, source
@@ -206,10 +282,14 @@
 // sluice_input_partial_reassemblies_total,
 // sluice_input_partial_incomplete_total, sluice_input_partial_unjoined_total,
 // sluice_input_connections_evicted_total{reason="unused" | "idle" |
-// "handshake_timeout"} and
+// "handshake_timeout"},
 // sluice_input_limit_violations_total{limit="message_bytes" |
 // "decompressed_bytes" | "connections" | "unix_connections" |
-// "connections_per_source" | "partial_bytes"}.
+// "connections_per_source" | "partial_bytes" | "memory"}, and for the
+// memory budget sluice_input_memory_budget_bytes (max_buffered_bytes),
+// sluice_input_memory_reserved_bytes, sluice_input_memory_waiting
+// (connections waiting for budget, gauges) and
+// sluice_input_memory_waits_total (reservations that had to wait).
 //
 // # Known limitations
 //
@@ -224,9 +304,18 @@
 //   - Reassembly is per connection: if the driver reconnects in the middle
 //     of a long line, the fragments before and after are stored as two
 //     incomplete lines.
-//   - Peak memory is bounded per connection, so the total is bounded by
-//     max_connections plus max_unix_connections times about
-//     max_message_bytes plus max_decompressed_bytes in the worst case.
+//   - Under attack the budget is shared with the attacker: clients that
+//     hold it (a large request sent slowly, within buffer_wait_timeout
+//     between bytes) can make legitimate large requests wait and be
+//     refused; they are resent by clients that asked for acks. Requests
+//     of up to 60 KiB (decompressed: 64 KiB) need no budget and are never
+//     refused for memory: Docker's driver sends one line of at most 16 KiB
+//     per request.
+//   - The budget counts what the input buffers, not the rest of the agent
+//     (buffers, outputs), nor the per-connection baseline above, nor
+//     garbage awaiting collection; GOMEMLIMIT bounds the latter. Kernel
+//     socket buffers of connections whose reading is paused are charged
+//     to the pod as well (a few hundred KiB each at most).
 //   - Eviction cannot protect against a peer that behaves like a client: one
 //     that sends a valid request (a nil heartbeat is enough) on each of its
 //     connections at least every idle_timeout holds them. From other hosts

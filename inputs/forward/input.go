@@ -72,11 +72,14 @@ type Input struct {
 	unixPool *slotPool // max_unix_connections
 	stopping bool
 
+	mem *memBudget // max_buffered_bytes, shared by every connection
+
 	rejectLog    rateLimit // connections refused: a slot pool is full
 	evictLog     rateLimit // connections closed to make room
 	handshakeLog rateLimit // failed or timed out TLS and Forward handshakes
 	invalidLog   rateLimit // invalid events and requests
 	flushLog     rateLimit // failing Flushes
+	memLog       rateLimit // connections refused by the memory budget
 }
 
 // New validates cfg and returns an Input. It does not bind anything; Run
@@ -113,6 +116,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		{"max_unix_connections", &cfg.MaxUnixConnections, def.MaxUnixConnections},
 		{"max_connections_per_source", &cfg.MaxConnectionsPerSource, def.MaxConnectionsPerSource},
 		{"max_partial_bytes", &cfg.MaxPartialBytes, def.MaxPartialBytes},
+		{"max_buffered_bytes", &cfg.MaxBufferedBytes, def.MaxBufferedBytes},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -136,6 +140,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		{"partial_timeout", &cfg.PartialTimeout, def.PartialTimeout},
 		{"idle_timeout", &cfg.IdleTimeout, def.IdleTimeout},
 		{"handshake_timeout", &cfg.HandshakeTimeout, def.HandshakeTimeout},
+		{"buffer_wait_timeout", &cfg.BufferWaitTimeout, def.BufferWaitTimeout},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -146,6 +151,23 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 	}
 	if cfg.InsecureListen {
 		log.Warn("insecure_listen: the forward listener may accept unauthenticated, unencrypted clients from other hosts", "listen", cfg.Listen)
+	}
+	budgetFrom := "max_buffered_bytes"
+	if cfg.MaxBufferedBytes == 0 {
+		var limit int64
+		cfg.MaxBufferedBytes, limit = DefaultMemoryBudget()
+		budgetFrom = "default (no container memory limit)"
+		if limit > 0 {
+			budgetFrom = fmt.Sprintf("a quarter of the container memory limit (%d bytes)", limit)
+		}
+	} else if cfg.MaxBufferedBytes < minMemoryBudget {
+		return nil, fmt.Errorf("forward input %s: max_buffered_bytes must be at least %d (1MiB), got %d", id, minMemoryBudget, cfg.MaxBufferedBytes)
+	}
+	log.Info("forward input memory budget", "max_buffered_bytes", cfg.MaxBufferedBytes, "from", budgetFrom,
+		"buffer_wait_timeout", cfg.BufferWaitTimeout.String())
+	if need := cfg.MaxMessageBytes + minReadRoom - initialBufSize; need > cfg.MaxBufferedBytes {
+		log.Warn("max_buffered_bytes is smaller than max_message_bytes: larger requests are refused (limit memory)",
+			"max_buffered_bytes", cfg.MaxBufferedBytes, "max_message_bytes", cfg.MaxMessageBytes)
 	}
 	m := newInputMetrics(set, id)
 	in := &Input{
@@ -166,7 +188,10 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		handshakeLog: rateLimit{interval: 10 * time.Second},
 		invalidLog:   rateLimit{interval: 10 * time.Second},
 		flushLog:     rateLimit{interval: 10 * time.Second},
+		memLog:       rateLimit{interval: 10 * time.Second},
+		mem:          newMemBudget(int64(cfg.MaxBufferedBytes)),
 	}
+	budgetGauges(set, id, in.mem)
 	if cfg.Tag != "" {
 		t, err := record.Compile(cfg.Tag, record.AllowTag)
 		if err != nil {
@@ -504,6 +529,7 @@ func (in *Input) admit(ctx context.Context, nc net.Conn, pool *slotPool) (*conn,
 func (in *Input) closeEvicted(v *conn, why string) {
 	in.m.evicted(why).Inc()
 	abort(v.nc)
+	v.interrupt() // if it waits for memory budget
 	if ok, n := in.evictLog.allow(); ok {
 		in.log.Warn("closed a connection to make room for a new one", "reason", why,
 			"remote", remoteAddr(v.nc), "connected_for", time.Since(v.connected).Round(time.Millisecond).String(),

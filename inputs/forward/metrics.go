@@ -32,6 +32,8 @@ type inputMetrics struct {
 	evictedIdle          *metrics.Counter // ...{reason="idle"}
 	evictedHandshake     *metrics.Counter // ...{reason="handshake_timeout"}
 	limitPartial         *metrics.Counter // ...{limit="partial_bytes"}
+	limitMemory          *metrics.Counter // ...{limit="memory"}: refused by the memory budget
+	memWaits             *metrics.Counter // sluice_input_memory_waits_total: reservations that had to wait
 	refusedSize          *metrics.Counter // sluice_input_refused_events_total{reason="event_bytes"}
 	refusedDepth         *metrics.Counter // ...{reason="nesting_depth"}
 	flushRetries         *metrics.Counter // sluice_input_flush_failures_total
@@ -71,11 +73,22 @@ func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
 		evictedIdle:          e("idle"),
 		evictedHandshake:     e("handshake_timeout"),
 		limitPartial:         l("partial_bytes"),
+		limitMemory:          l("memory"),
+		memWaits:             c("memory_waits_total"),
 		refusedSize:          set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="event_bytes"}`, id)),
 		refusedDepth:         set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="nesting_depth"}`, id)),
 		flushRetries:         c("flush_failures_total"),
 		discarded:            c("discarded_events_total"),
 	}
+}
+
+// budgetGauges exports the memory budget: sluice_input_memory_budget_bytes
+// (max_buffered_bytes), sluice_input_memory_reserved_bytes and
+// sluice_input_memory_waiting (connections waiting for budget).
+func budgetGauges(set *metrics.Set, id string, b *memBudget) {
+	set.GetOrCreateGauge(fmt.Sprintf(`sluice_input_memory_budget_bytes{input=%q}`, id), func() float64 { return float64(b.total) })
+	set.GetOrCreateGauge(fmt.Sprintf(`sluice_input_memory_reserved_bytes{input=%q}`, id), func() float64 { return float64(b.reserved.Load()) })
+	set.GetOrCreateGauge(fmt.Sprintf(`sluice_input_memory_waiting{input=%q}`, id), func() float64 { return float64(b.waiting.Load()) })
 }
 
 // rateLimit lets a log line through at most once per interval and counts
