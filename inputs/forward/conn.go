@@ -96,6 +96,7 @@ type conn struct {
 	// decompressed into.
 	mem      memHold
 	bufHeld  int64
+	progress time.Time     // last byte read, or budget granted: for the stall deadline
 	reqFrame []byte        // the request being handled, as on the wire
 	ratio    int           // expected decompression ratio (inflateRatio at first)
 	unflush  int           // entry bytes added since the last flush
@@ -268,7 +269,7 @@ func (c *conn) stallDeadline() time.Time {
 	if c.bufHeld == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, c.lastRead.Load()).Add(c.in.cfg.BufferWaitTimeout)
+	return c.progress.Add(c.in.cfg.BufferWaitTimeout)
 }
 
 // read reads more bytes into the buffer, with a read deadline of the
@@ -303,7 +304,8 @@ func (c *conn) read(want time.Time) (int, error) {
 	n, err := c.nc.Read(c.buf[c.end:])
 	c.reading.Store(false)
 	if n > 0 {
-		c.lastRead.Store(time.Now().UnixNano())
+		c.progress = time.Now()
+		c.lastRead.Store(c.progress.UnixNano())
 	}
 	c.end += n
 	c.in.m.bytes.Add(n)
@@ -376,6 +378,8 @@ func (c *conn) reserve(n int64, what string) error {
 	}
 	switch {
 	case err == nil:
+		// Waiting paused the reading: the stall deadline starts now.
+		c.progress = time.Now()
 		return nil
 	case errors.Is(err, errMemInterrupted):
 		if c.evicted.Load() {
