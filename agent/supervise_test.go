@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -100,15 +101,23 @@ func (ta *testAgent) lines(t *testing.T, out string) []string {
 	}
 	defer f.Close()
 	var logs []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	br := bufio.NewReader(f)
+	for {
+		// Only whole lines count: the output may be writing the last one
+		// while this reads (a line without its "\n" is still being written).
+		l, err := br.ReadBytes('\n')
+		if err == io.EOF {
+			return logs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 		var v struct{ Record struct{ Log string } }
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("%s: %q: %v", out, sc.Text(), err)
+		if err := json.Unmarshal(l, &v); err != nil {
+			t.Fatalf("%s: %q: %v", out, l, err)
 		}
 		logs = append(logs, strings.TrimSuffix(v.Record.Log, "\n"))
 	}
-	return logs
 }
 
 // waitLines waits until out holds exactly the lines in wrote (in order,

@@ -66,7 +66,7 @@ func agentFDLimit(pid int) string {
 type flooder struct {
 	network, addr string
 	reconnect     time.Duration
-	heartbeat     time.Duration // if set, each connection sends a nil heartbeat this often
+	heartbeat     time.Duration // if set, each connection sends a nil heartbeat at once, then this often
 
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -122,15 +122,19 @@ func (f *flooder) hold(ready chan<- struct{}) {
 		}
 		if c != nil {
 			if f.heartbeat > 0 {
+				// The first heartbeat goes out at once: a connection that
+				// has sent none is "unused", evicted before any idle one,
+				// and a holder that just reconnected would shield the
+				// driver's connection from the test.
 				go func() {
 					for {
+						if _, err := c.Write([]byte{0xc0}); err != nil {
+							return
+						}
 						select {
 						case <-f.stop:
 							return
 						case <-time.After(f.heartbeat):
-						}
-						if _, err := c.Write([]byte{0xc0}); err != nil {
-							return
 						}
 					}
 				}()
