@@ -43,6 +43,15 @@ type CRIInput struct {
 	// PartialFlushTimeout emits a dangling partial (P) line after this long.
 	// Default 5s.
 	PartialFlushTimeout time.Duration `yaml:"partial_flush_timeout"`
+	// RotateWait is how long a rotated file is still read for lines the
+	// runtime writes through its old descriptor, while the new file has no
+	// data yet (as Fluent Bit's rotate_wait). Default 5s.
+	RotateWait time.Duration `yaml:"rotate_wait"`
+	// MaxOpenFiles caps the log files this input holds open at once; idle
+	// ones are closed and reopened when they change. 0 (the default): the
+	// process budget, the soft RLIMIT_NOFILE minus a reserve, shared by
+	// every file input.
+	MaxOpenFiles int `yaml:"max_open_files"`
 	// IncludeNamespaces, if set, reads only the pods of namespaces matching
 	// one of these patterns (path.Match syntax: "team-*", "prod").
 	IncludeNamespaces []string `yaml:"include_namespaces"`
@@ -149,6 +158,7 @@ func DefaultCRIInput() CRIInput {
 		CheckpointInterval:  time.Second,
 		ReadFromHead:        ptr(true),
 		PartialFlushTimeout: 5 * time.Second,
+		RotateWait:          5 * time.Second,
 	}
 }
 
@@ -178,6 +188,10 @@ func (c *CRIInput) check(v *checker, p string) {
 	v.positive(p+".poll_interval", c.PollInterval)
 	v.positive(p+".checkpoint_interval", c.CheckpointInterval)
 	v.positive(p+".partial_flush_timeout", c.PartialFlushTimeout)
+	v.positive(p+".rotate_wait", c.RotateWait)
+	if c.MaxOpenFiles < 0 {
+		v.errorf(p+".max_open_files", "must not be negative, got %d", c.MaxOpenFiles)
+	}
 	for _, l := range []struct {
 		key  string
 		pats []string

@@ -42,6 +42,8 @@ func TestCRIEveryKey(t *testing.T) {
     checkpoint_interval: 500ms
     read_from_head: false
     partial_flush_timeout: 3s
+    rotate_wait: 8s
+    max_open_files: 100
     include_namespaces: [team-*, prod]
     exclude_namespaces: ["*-secret"]
     kubernetes:
@@ -65,7 +67,7 @@ outputs: [{id: o, type: stdout}]
 	want := CRIInput{
 		Root: "/mnt/pods", Tag: "k.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}", ParseJSON: true,
 		MaxLineBytes: 256 << 10, PollInterval: 2 * time.Second, CheckpointInterval: 500 * time.Millisecond,
-		ReadFromHead: ptr(false), PartialFlushTimeout: 3 * time.Second,
+		ReadFromHead: ptr(false), PartialFlushTimeout: 3 * time.Second, RotateWait: 8 * time.Second, MaxOpenFiles: 100,
 		IncludeNamespaces: []string{"team-*", "prod"}, ExcludeNamespaces: []string{"*-secret"},
 		Kubernetes: &CRIKubernetes{
 			Enabled: ptr(true), APIServer: "https://10.0.0.1:6443", NodeName: "node-7", TokenFile: "/run/token",

@@ -31,6 +31,15 @@ type DockerInput struct {
 	ReadFromHead *bool `yaml:"read_from_head"`
 	// PartialFlushTimeout emits a dangling partial line after this long. Default 5s.
 	PartialFlushTimeout time.Duration `yaml:"partial_flush_timeout"`
+	// RotateWait is how long a rotated file is still read for lines the
+	// runtime writes through its old descriptor, while the new file has no
+	// data yet (as Fluent Bit's rotate_wait). Default 5s.
+	RotateWait time.Duration `yaml:"rotate_wait"`
+	// MaxOpenFiles caps the log files this input holds open at once; idle
+	// ones are closed and reopened when they change. 0 (the default): the
+	// process budget, the soft RLIMIT_NOFILE minus a reserve, shared by
+	// every file input.
+	MaxOpenFiles int `yaml:"max_open_files"`
 }
 
 // DefaultDockerInput returns a DockerInput with every default applied.
@@ -44,6 +53,7 @@ func DefaultDockerInput() DockerInput {
 		CheckpointInterval:  time.Second,
 		ReadFromHead:        ptr(true),
 		PartialFlushTimeout: 5 * time.Second,
+		RotateWait:          5 * time.Second,
 	}
 }
 
@@ -62,4 +72,8 @@ func (d *DockerInput) check(v *checker, p string) {
 	v.positive(p+".poll_interval", d.PollInterval)
 	v.positive(p+".checkpoint_interval", d.CheckpointInterval)
 	v.positive(p+".partial_flush_timeout", d.PartialFlushTimeout)
+	v.positive(p+".rotate_wait", d.RotateWait)
+	if d.MaxOpenFiles < 0 {
+		v.errorf(p+".max_open_files", "must not be negative, got %d", d.MaxOpenFiles)
+	}
 }

@@ -102,6 +102,8 @@ func New(id string, cfg config.CRIInput, dataDir string, r *pipeline.Router, log
 		PollInterval:        orDefault(cfg.PollInterval, DefaultPollInterval),
 		CheckpointInterval:  orDefault(cfg.CheckpointInterval, DefaultCheckpointInterval),
 		PartialFlushTimeout: orDefault(cfg.PartialFlushTimeout, DefaultPartialFlushTimeout),
+		RotateWait:          cfg.RotateWait, // 0: tail.DefaultRotateWait
+		MaxOpenFiles:        cfg.MaxOpenFiles,
 		StartAtEnd:          cfg.ReadFromHead != nil && !*cfg.ReadFromHead,
 		Format:              &in.parser,
 		Layout:              &in.layout,

@@ -76,6 +76,8 @@ func New(id string, cfg config.DockerInput, dataDir string, r *pipeline.Router, 
 		PollInterval:        orDefault(cfg.PollInterval, DefaultPollInterval),
 		CheckpointInterval:  orDefault(cfg.CheckpointInterval, DefaultCheckpointInterval),
 		PartialFlushTimeout: orDefault(cfg.PartialFlushTimeout, DefaultPartialFlushTimeout),
+		RotateWait:          cfg.RotateWait, // 0: tail.DefaultRotateWait
+		MaxOpenFiles:        cfg.MaxOpenFiles,
 		StartAtEnd:          cfg.ReadFromHead != nil && !*cfg.ReadFromHead,
 		Format:              &in.parser,
 		Layout:              layout{in},

@@ -42,9 +42,15 @@
 //     same descriptor, then closed. Per source, files are read oldest first
 //     (highest Layout rank first; a deleted file being finished before all
 //     of them), so lines keep their order per source, also after a restart
-//     that finds rotations made while stopped. Only the rank-0 (live) file
-//     may still grow: any other is finished at its end (its last line
-//     emitted without "\n", its pending partial groups emitted) and closed.
+//     that finds rotations made while stopped. A file that is no longer
+//     rank 0 (live) is finished at its end (its last line emitted without
+//     "\n", its pending partial groups emitted) and closed only once it is
+//     sealed: the runtime writes to its old descriptor until it reopens
+//     (the kubelet renames, then asks containerd to reopen), so a renamed
+//     file is sealed when a newer file of its source has data (checked
+//     before the read that finishes it), or RotateWait (default 5 s) after
+//     its last data; a deleted one at once. Until then an incomplete last
+//     line waits for its end, and the newer files wait too.
 //   - Copytruncate (the live file shrank below what was read, or its head
 //     no longer matches): the copy is found by fingerprint and read on from
 //     the saved offset; the truncated file is a new file read from 0. Data

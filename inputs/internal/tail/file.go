@@ -25,6 +25,10 @@ type source struct {
 	// watched: the directory has an inotify watch; otherwise the source
 	// is polled every idleSleep.
 	watched bool
+	// dataRank is the lowest rank of a log file the last scan of the
+	// source found with data (maxRank if none): whether a rotated file's
+	// successor has data (Tail.seal).
+	dataRank int
 }
 
 // file is one tracked log file, identified by its fingerprint. It is owned
@@ -53,6 +57,12 @@ type file struct {
 	partials  []partial
 	long      LongLine // the physical line being streamed, or nil
 	longStart int64    // file offset of long's first byte
+
+	// sealed: the file is no longer live and nothing more will be
+	// written to it (see Tail.seal); its end is its end. waitUntil is when
+	// an unsealed rotated file is sealed anyway (zero: not waiting).
+	sealed    bool
+	waitUntil time.Time
 
 	lastSeen    time.Time
 	lastData    time.Time // when data was last read (or the file opened): idle order
@@ -108,6 +118,7 @@ func (t *Tail) closeFile(f *file) {
 	}
 	f.f = nil
 	f.size = max(f.size, f.readOff)
+	t.stopWait(f)
 	t.releaseFD()
 	t.log.Debug("file finished", "path", f.path, "offset", f.readOff)
 }

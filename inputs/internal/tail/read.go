@@ -58,12 +58,16 @@ func (t *Tail) shrunk(f *file) bool {
 // writer holds events that still need a successful Flush.
 func (t *Tail) turn(ctx context.Context, f *file) (bool, error) {
 	t.now = time.Now()
+	t.seal(f) // before the read: what was written before the seal is read now
 	start, lines := f.readOff, t.nLines
 	eof := t.read(f)
+	if !f.live && !f.sealed && (f.readOff > start || f.waitUntil.IsZero()) {
+		t.startWait(f) // renamed or deleted, maybe still written to: wait
+	}
 	finishing := false
-	if eof && !f.live {
-		// Renamed away or deleted: nothing more will be written. Emit what
-		// is pending so the file can be closed.
+	if eof && !f.live && f.sealed {
+		// Nothing more will be written. Emit what is pending so the file
+		// can be closed.
 		t.finish(f)
 		finishing = true
 	}
@@ -154,7 +158,7 @@ func (t *Tail) split(f *file, data []byte, short bool) int {
 				f.long, f.longStart = t.format.Long(t.maxLine), f.readOff
 				continue
 			}
-			if short && !f.live {
+			if short && !f.live && f.sealed {
 				// The last line of a finished file lacks its "\n".
 				t.physical(f, data[pos:], f.readOff)
 				f.readOff += int64(len(data) - pos)
@@ -220,6 +224,84 @@ func (t *Tail) finish(f *file) {
 	for i := range f.partials {
 		if f.partials[i].active {
 			t.emitPartial(f, &f.partials[i])
+		}
+	}
+}
+
+// DefaultRotateWait is Config.RotateWait's default: as Fluent Bit's
+// rotate_wait, long enough for any runtime to reopen its log file.
+const DefaultRotateWait = 5 * time.Second
+
+// seal decides, before a read of f, whether f (no longer live) can still
+// be written to. The runtime writes to the descriptor it holds until it
+// reopens the log file; once the source's newer file has data, it has
+// reopened, so everything written to f is there to read now. A rotated
+// file whose successor stays empty is sealed RotateWait after its last
+// data (or after it was found rotated). A deleted file is sealed at once:
+// runtimes delete a log file only after its container stopped writing
+// (or, for rotations, long after they reopened). Until it is sealed, a
+// file's end is not its end: an incomplete last line or partial group is
+// kept, and its successor is not read.
+func (t *Tail) seal(f *file) {
+	if f.live {
+		t.stopWait(f)
+		return
+	}
+	if f.sealed {
+		return
+	}
+	if f.gone || t.newerHasData(f) || (!f.waitUntil.IsZero() && !t.now.Before(f.waitUntil)) {
+		f.sealed = true
+		t.stopWait(f)
+	}
+}
+
+// newerHasData reports whether a newer file of f's source (a lower rank,
+// still on disk) holds data: one the last scan of the source saw with
+// data (it may not be open: at the open files cap it waits for f), or a
+// tracked one that has data now.
+func (t *Tail) newerHasData(f *file) bool {
+	if f.src.dataRank < f.rank {
+		return true
+	}
+	for _, g := range f.src.files {
+		if g == f || g.gone || g.rank >= f.rank {
+			continue
+		}
+		if g.f != nil {
+			if fi, err := g.f.Stat(); err == nil && fi.Size() > 0 {
+				return true
+			}
+		} else if g.size > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// startWait (re)starts f's wait for its seal: RotateWait from now.
+func (t *Tail) startWait(f *file) {
+	if f.waitUntil.IsZero() {
+		t.rotWaiting++
+	}
+	f.waitUntil = t.now.Add(t.rotateWait)
+}
+
+// stopWait ends f's wait, if any.
+func (t *Tail) stopWait(f *file) {
+	if !f.waitUntil.IsZero() {
+		t.rotWaiting--
+		f.waitUntil = time.Time{}
+	}
+}
+
+// dueRotations makes dirty every source whose active file waits for its
+// seal and whose wait is over (a newer file's data makes its source dirty
+// through that file's own write events or polling).
+func (t *Tail) dueRotations(now time.Time) {
+	for _, s := range t.order {
+		if f := s.active(); f != nil && !f.live && !f.sealed && !f.waitUntil.IsZero() && !now.Before(f.waitUntil) {
+			s.dirty = true
 		}
 	}
 }

@@ -35,6 +35,12 @@ func (t *Tail) match(s *source, cands []candidate, now time.Time) {
 	}
 	t.matching = s
 	defer func() { t.matching = nil }()
+	s.dataRank = maxRank
+	for i := range cands {
+		if cands[i].size > 0 {
+			s.dataRank = min(s.dataRank, cands[i].rank)
+		}
+	}
 	t.matchOpen(s, cands)
 	t.matchClosed(s, cands)
 	// Oldest first, so that after a copytruncate the copy (.1), not the

@@ -47,6 +47,70 @@ func TestRotateRenameWhileRunning(t *testing.T) {
 	}
 }
 
+// TestRotateLateWritesBeforeReopen: the runtime keeps writing to the
+// renamed file, a line in two writes, while the new file does not exist
+// yet (the kubelet renamed it, containerd has not reopened): the late
+// lines, the split one whole, are read from the renamed file, and the new
+// file only after them. Nothing is cut at the renamed file's end while its
+// successor is empty.
+func TestRotateLateWritesBeforeReopen(t *testing.T) {
+	h := newHarness(t)
+	path := h.container(idA, "/web")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	a, wantA := lines("a", 0, 50)
+	if _, err := w.WriteString(a); err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.cfg()
+	cfg.RotateWait = time.Minute // only the successor's data may seal it
+	stop := tailtest.Start(t, h.tail(cfg))
+	h.waitEvents(50)
+	must(t, os.Rename(path, path+".1"))
+	time.Sleep(100 * time.Millisecond) // the scan sees the rename
+	if _, err := w.WriteString("late-0 first half"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // read: the half line must wait
+	if _, err := w.WriteString(" second half\nlate-1\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	must(t, os.WriteFile(path, nil, 0o640)) // reopened: empty at first
+	time.Sleep(100 * time.Millisecond)
+	_, wantC := writeLines(t, path, "c", 0, 20)
+	h.waitEvents(72)
+	time.Sleep(100 * time.Millisecond)
+	must(t, stop())
+	want := append(append(wantA, "late-0 first half second half", "late-1"), wantC...)
+	tailtest.EqualStrings(t, h.q.Logs(), want)
+}
+
+// TestRotateWaitSealsWithoutSuccessor: a renamed file whose successor never
+// comes is finished RotateWait after its last data, its last line (no
+// "\n") emitted then and not before.
+func TestRotateWaitSealsWithoutSuccessor(t *testing.T) {
+	h := newHarness(t)
+	path := h.container(idA, "/web")
+	_, wantA := writeLines(t, path, "a", 0, 10)
+	cfg := h.cfg()
+	cfg.RotateWait = 600 * time.Millisecond
+	stop := tailtest.Start(t, h.tail(cfg))
+	h.waitEvents(10)
+	must(t, os.Rename(path, path+".1"))
+	tailtest.AppendFile(t, path+".1", "tail without newline")
+	time.Sleep(300 * time.Millisecond)
+	if n := len(h.q.Logs()); n != 10 {
+		t.Fatalf("%d events before the wait is over, want 10: the unfinished line was cut", n)
+	}
+	h.waitEvents(11)
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(wantA, "tail without newline"))
+}
+
 // TestCopytruncateWhileRunning: the reader is held inside Flush while the
 // file is copied and truncated; the unread lines are read from the copy,
 // then the truncated file from 0.

@@ -42,6 +42,7 @@ func (t *Tail) scan(now time.Time) {
 		t.journalAll() // a crash before the first checkpoint must not start them at a later end
 	}
 	t.scanned = true
+	t.scanDone.Store(true)
 }
 
 // scanPending runs the scans that events and turns asked for.
@@ -208,7 +209,7 @@ func (t *Tail) readDir(dir string) ([]os.DirEntry, error) {
 // addSource creates the source of key.
 func (t *Tail) addSource(key string) *source {
 	dir := t.abs(key)
-	s := &source{key: key, dir: dir, meta: t.layout.Source(key, dir)}
+	s := &source{key: key, dir: dir, meta: t.layout.Source(key, dir), dataRank: maxRank}
 	t.mu.Lock()
 	t.sources[key] = s
 	t.mu.Unlock()

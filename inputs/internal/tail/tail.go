@@ -53,6 +53,11 @@ type Config struct {
 	PollInterval        time.Duration
 	CheckpointInterval  time.Duration
 	PartialFlushTimeout time.Duration
+	// RotateWait is how long a rotated (renamed or deleted) file is still
+	// read for new data while its source's newer file has none: the
+	// runtime may write to the old descriptor until it reopens (see
+	// "Rotation" in the package doc). 0 means DefaultRotateWait.
+	RotateWait time.Duration
 	// StartAtEnd: if there is no offsets file, files found by the first
 	// scan are read from their end (read_from_head false).
 	StartAtEnd bool
@@ -80,6 +85,7 @@ type Tail struct {
 	poll       time.Duration
 	ckptEvery  time.Duration
 	partialTO  time.Duration
+	rotateWait time.Duration
 	startAtEnd bool // no offsets file existed and Config.StartAtEnd
 	format     Format
 	layout     Layout
@@ -98,6 +104,7 @@ type Tail struct {
 	rr             int
 	seq            uint64
 	scanned        bool                // the first full scan ran
+	scanDone       atomic.Bool         // scanned, for Ready (status.go)
 	fullScan       bool                // a full scan is due now (inotify overflow)
 	rescan         bool                // pending holds scans to run before reading on
 	pending        map[string]struct{} // directories (below the root) to scan
@@ -106,6 +113,7 @@ type Tail struct {
 	touched        []*file
 	commits        []committed
 	activePartials int
+	rotWaiting     int // rotated files at their end, waiting to be sealed
 	openFiles      int // descriptors held on log files (tokens of fds)
 	now            time.Time
 	buf            []byte
@@ -180,7 +188,8 @@ func New(cfg Config, r *pipeline.Router) (*Tail, error) {
 	t := &Tail{
 		root: filepath.Clean(cfg.Root), depth: cfg.Layout.Depth(), maxLine: cfg.MaxLineBytes,
 		poll: cfg.PollInterval, ckptEvery: cfg.CheckpointInterval, partialTO: cfg.PartialFlushTimeout,
-		format: cfg.Format, layout: cfg.Layout, r: r, log: log, m: newMetrics(set, cfg.ID),
+		rotateWait: cfg.RotateWait,
+		format:     cfg.Format, layout: cfg.Layout, r: r, log: log, m: newMetrics(set, cfg.ID),
 		finalFlush: finalFlushTimeout,
 		sources:    make(map[string]*source),
 		pending:    make(map[string]struct{}),
@@ -189,6 +198,9 @@ func New(cfg Config, r *pipeline.Router) (*Tail, error) {
 		refused:    make(map[string]refusal),
 		cfgMaxOpen: cfg.MaxOpenFiles,
 		fdWake:     make(chan struct{}, 1),
+	}
+	if t.rotateWait <= 0 {
+		t.rotateWait = DefaultRotateWait
 	}
 	t.filter, _ = cfg.Layout.(SourceFilter)
 	for _, r := range cfg.AllowedRoots {
@@ -233,6 +245,8 @@ func (cfg *Config) check(r *pipeline.Router) error {
 		return errors.New("tail: layout depth must be at least 1")
 	case cfg.MaxLineBytes <= 0 || cfg.PollInterval <= 0 || cfg.CheckpointInterval <= 0 || cfg.PartialFlushTimeout <= 0:
 		return errors.New("tail: max line bytes and intervals must be positive")
+	case cfg.RotateWait < 0:
+		return errors.New("tail: negative rotate wait")
 	case cfg.MaxOpenFiles < 0:
 		return errors.New("tail: negative max open files")
 	}
@@ -341,6 +355,9 @@ func (t *Tail) readLoop(ctx context.Context) {
 			}
 			backoff = retryMin
 		}
+		if t.rotWaiting > 0 {
+			t.dueRotations(now)
+		}
 		more := t.round(ctx)
 		if !t.stalled && t.activePartials > 0 {
 			if err := t.expirePartials(ctx); err != nil {
@@ -351,7 +368,7 @@ func (t *Tail) readLoop(ctx context.Context) {
 			continue
 		}
 		wake := nextScan
-		if polling || t.activePartials > 0 {
+		if polling || t.activePartials > 0 || t.rotWaiting > 0 {
 			wake = minTime(wake, now.Add(idleSleep))
 		}
 		if d := time.Until(wake); d > 0 {
