@@ -19,7 +19,8 @@
 // and fresh receivers over the same generated files.
 //
 // Modes "forward" (forward.go), "cri" (cri.go), "elasticsearch" and "s3"
-// (dest.go) measure the other paths; each file's doc says how.
+// (dest.go), "kafka" (kafka.go), "cloudwatch_logs", "kinesis" and
+// "firehose" (aws.go) measure the other paths; each file's doc says how.
 package main
 
 import (
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input), forward (Docker fluentd driver traffic into the forward input), cri (the json-file lines in Kubernetes CRI format tailed by the cri input), elasticsearch or s3 (the json-file lines to one elasticsearch or s3 output and a real VictoriaLogs or versitygw), kafka (the json-file lines to one kafka output and an in-process kfake cluster)")
+	fs.StringVar(&o.mode, "mode", "json-file", "workload: json-file (Docker json-file logs tailed by the docker input), forward (Docker fluentd driver traffic into the forward input), cri (the json-file lines in Kubernetes CRI format tailed by the cri input), elasticsearch or s3 (the json-file lines to one elasticsearch or s3 output and a real VictoriaLogs or versitygw), kafka (the json-file lines to one kafka output and an in-process kfake cluster), cloudwatch_logs, kinesis or firehose (the json-file lines to one output of that type and the in-process awsfake)")
 	fs.IntVar(&o.lines, "lines", 1_000_000, "log lines per run, split over 3 containers")
 	fs.IntVar(&o.payload, "payload", 200, "bytes of each line's JSON payload")
 	fs.IntVar(&o.runs, "runs", 3, "number of runs (the median is printed last)")
@@ -97,8 +98,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w = &destMode{kind: o.mode}
 	case "kafka":
 		w = &kafkaMode{}
+	case "cloudwatch_logs", "kinesis", "firehose":
+		w = &awsMode{kind: o.mode}
 	default:
-		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward, cri, elasticsearch, s3, kafka)\n", o.mode)
+		fmt.Fprintf(stderr, "sluice-bench: unknown -mode %q (supported: json-file, forward, cri, elasticsearch, s3, kafka, cloudwatch_logs, kinesis, firehose)\n", o.mode)
 		return 2
 	}
 	if err := bench(o, w, stdout, stderr); err != nil {
@@ -201,6 +204,8 @@ func bench(o options, w workload, stdout, stderr io.Writer) error {
 			r, err = runDest(runDir, bin, d, o)
 		} else if k, ok := w.(*kafkaMode); ok {
 			r, err = runKafka(runDir, bin, k, o)
+		} else if a, ok := w.(*awsMode); ok {
+			r, err = runAWS(runDir, bin, a, o, stderr)
 		} else {
 			r, err = runOnce(runDir, bin, w, o)
 		}
