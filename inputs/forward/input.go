@@ -62,6 +62,7 @@ type Input struct {
 	sourceOf func(net.Conn) netip.Addr // per-source key (sourceOf); tests replace it
 
 	ran       atomic.Bool
+	listening atomic.Bool // listeners bound, shutdown not begun (Ready)
 	readyOnce sync.Once
 	ready     chan struct{}
 	addr      net.Addr
@@ -278,6 +279,7 @@ func (in *Input) Run(ctx context.Context) error {
 		return err
 	}
 	in.markReady()
+	in.listening.Store(true)
 
 	// Connections run on a context that outlives ctx by stopTimeout, so
 	// their final flushes are not cut short by the shutdown itself.
@@ -296,6 +298,7 @@ func (in *Input) Run(ctx context.Context) error {
 	}
 
 	<-ctx.Done()
+	in.listening.Store(false)
 	for _, ln := range lns {
 		ln.Close() // also unlinks the unix socket file
 	}

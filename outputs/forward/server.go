@@ -29,6 +29,8 @@ type server struct {
 	standby  bool
 	creds    *credentials // nil without security
 	requests chan *item   // from the Output loop; cap maxInFlight
+	// st is state as published by the worker, for Status (status.go).
+	st serverState
 
 	// Owned by the Output loop.
 	up       bool
@@ -175,6 +177,7 @@ func (s *server) emit(ctx context.Context, kind evKind, it *item, err error) boo
 }
 
 func (s *server) markUp(ctx context.Context) bool {
+	s.st.set(1, nil)
 	if s.state == 1 {
 		return true
 	}
@@ -189,6 +192,7 @@ func (s *server) markUp(ctx context.Context) bool {
 }
 
 func (s *server) markDown(ctx context.Context, err error) bool {
+	s.st.set(-1, err)
 	if s.state == -1 {
 		s.o.log.Debug("forward server still down", "server", s.name, "err", err)
 		return true

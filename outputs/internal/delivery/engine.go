@@ -25,6 +25,7 @@ type Engine struct {
 	drainOnce sync.Once
 	drainCh   chan struct{}
 	ran       sync.Once
+	pub       engineState // what Status reads; the loop publishes it (status.go)
 
 	// Owned by the loop.
 	cur      *tracked // the chunk being split into events
@@ -204,6 +205,7 @@ func (e *Engine) loop(ctx context.Context, chunks <-chan buffer.Chunk, fetchErr 
 			in = chunks
 		}
 		e.m.inFlightBytes.Set(float64(e.held))
+		e.publish()
 		if wake, ok := e.nextWake(); ok {
 			timer.Reset(max(time.Until(wake), 0))
 		} else {
