@@ -44,6 +44,31 @@
 //     Errors of components being stopped are returned by the stop (and by
 //     Run for the shutdown's stops).
 //
+// # Health, readiness and status
+//
+// Next to /metrics, on metrics_addr (health.go, status.go;
+// docs/operations.md has the JSON):
+//
+//   - /healthz (liveness) answers 200 "ok" while every component in the
+//     supervisor runs and no queue has a sticky write error; else 503 with
+//     {"status": "unavailable", "problems": [{"component", "state",
+//     "error"}]}. A component stopped on purpose (StopInput, StopOutput,
+//     the shutdown) is no problem; one whose Run returned by itself is,
+//     until the agent's shutdown (which that failure starts) stops it.
+//   - /readyz answers 200 once Run started everything, while every running
+//     input accepts (forward: listening; docker, cri: first scan done) and
+//     every queue is open; 503 before that and from the first moment of
+//     the shutdown, before inputs stop. Outputs do not count: a dead
+//     destination is what the queues are for.
+//   - /status is a JSON document (Status): the agent, each input (state,
+//     readiness, its type's own status) and each output (state, queue
+//     bytes, chunks and events pending, age of the oldest unacked event,
+//     last error, its type's own status). It holds no secret.
+//
+// Each component reads its own state for them: atomics, or the locks
+// its package already has, never its loop's fields (see each Status
+// method). They are read on the HTTP server's goroutines.
+//
 // # Component types
 //
 // config declares every type and its settings (config.Types); the table in
@@ -90,6 +115,8 @@ type Agent struct {
 	inputs, outputs []*unit // in config order
 
 	ran atomic.Bool // Run was called
+
+	status statusState // health, readiness and /status (health.go, status.go)
 
 	// op serialises starts and stops (Run's start phase, Start*/Stop*,
 	// the shutdown) and guards running and the units' ready fields.
@@ -281,6 +308,7 @@ func (a *Agent) startAllLocked() error {
 // shutdown stops everything in the documented order and returns the
 // errors of the stops.
 func (a *Agent) shutdown() error {
+	a.status.stopping.Store(true) // readiness drops first
 	a.op.Lock()
 	defer a.op.Unlock()
 	a.running = false
@@ -427,6 +455,7 @@ func (a *Agent) serveMetrics(wg *sync.WaitGroup) (*http.Server, error) {
 		a.WriteMetrics(w)
 		metrics.WriteProcessMetrics(w)
 	})
+	a.handleStatus(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

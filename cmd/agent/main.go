@@ -6,6 +6,7 @@
 //	                              options and their defaults
 //	agent demo                    tail the sample logs under examples/ with an
 //	                              embedded config and print a summary
+//	agent health [--addr A]       GET /healthz of a running agent; exit 0 if ok
 //	agent version
 package main
 
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTypes(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "health":
+		return cmdHealth(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sluice", version)
 		return 0
@@ -69,6 +72,9 @@ commands:
   demo [--logs DIR] [--out DIR]
                           tail sample Docker logs with an embedded config,
                           route them by log type to files, print a summary
+  health [--addr ADDR | --config FILE] [--ready]
+                          ask a running agent's /healthz (or /readyz); exit 0
+                          when it answers 200, 1 otherwise
   version                 print the version
 `)
 }
@@ -144,6 +150,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Error("start failed", "err", err)
 		return 1
 	}
+	a.SetVersion(version)
 	// A second signal exits at once. Nothing is lost: buffers hold every
 	// chunk not yet acknowledged and offsets are never ahead of them.
 	go func() {
