@@ -44,7 +44,7 @@ var goldenCases = map[string]Config{
 	"regex/fluentbit_apache": {Type: "regex",
 		Pattern: `^(?P<host>[^ ]*) [^ ]* (?P<user>[^ ]*) \[(?P<time>[^\]]*)\] "(?P<method>\S+)(?: +(?P<path>[^ ]*) +\S*)?" (?P<code>[^ ]*) (?P<size>[^ ]*)(?: "(?P<referer>[^\"]*)" "(?P<agent>.*)")?$`,
 		Types:   map[string]string{"code": "int", "size": "int"}, TimeKey: "time", TimeLayout: clfLayout},
-	"json/docker": {Type: "json", TimeKey: "time"},
+	"json/docker":  {Type: "json", TimeKey: "time"},
 	"json/unix_ms": {Type: "json", TimeKey: "ts", TimeLayout: "unix_ms", KeepTimeKey: true},
 }
 

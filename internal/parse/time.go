@@ -221,7 +221,7 @@ func parseClock(b []byte) (h, mi, s, ns, n int, ok bool) {
 	h, ok1 := digits(b[0:2])
 	mi, ok2 := digits(b[3:5])
 	s, ok3 := digits(b[6:8])
-	if !ok1 || !ok2 || !ok3 || h > 23 || mi > 59 || s > 60 {
+	if !ok1 || !ok2 || !ok3 || h > 23 || mi > 59 || s > 59 {
 		return 0, 0, 0, 0, 0, false
 	}
 	n = 8
@@ -406,8 +406,9 @@ func guessYear(now time.Time, loc *time.Location, mo, d, h, mi, s, ns int) (int6
 	return 0, false
 }
 
-// appendTimestamp appends t (Unix ns) as a msgpack timestamp (ext -1),
-// the 64-bit form when it fits, else the 96-bit one.
+// appendTimestamp appends t (Unix ns) as a msgpack timestamp (ext -1):
+// the 64-bit form from 1970 on (every int64 ns fits its 34-bit seconds),
+// the 96-bit one before.
 func appendTimestamp(dst []byte, t int64) []byte {
 	sec, nsec := t/1e9, t%1e9
 	if nsec < 0 {
