@@ -43,10 +43,25 @@ func (goRule) start(b []byte) (uint32, bool) {
 			return goHeader, true
 		}
 	}
-	if bytes.Contains(b, []byte("http: panic serving ")) {
-		return goHeader, true
+	return goHeader, httpPanic(b)
+}
+
+// httpPanic reports whether b is net/http's "http: panic serving
+// 10.0.0.1:5678: msg", at the start or after the first words (a log
+// package prefix: "2024/05/02 10:15:02.123456 server.go:12: ").
+func httpPanic(b []byte) bool {
+	const p = "http: panic serving "
+	for i, n := 0, 0; n < 4; n++ {
+		if hasPrefix(b[i:], p) {
+			return true
+		}
+		k := bytes.IndexByte(b[i:], ' ')
+		if k < 0 {
+			return false
+		}
+		i += k + 1
 	}
-	return 0, false
+	return false
 }
 
 func (goRule) next(st uint32, b []byte) (uint32, verdict) {

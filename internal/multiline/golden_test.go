@@ -24,7 +24,7 @@ type goldenEvent struct {
 }
 
 // The .log files are real output: the programs' stdout and stderr
-// (Java 17, Go 1.26, Python 3.11, Ruby 3.1, Node 20), with log lines
+// (OpenJDK 17, Go 1.26, Python 3.11, Ruby 3.1, Node 20), with log lines
 // around each trace; the go and mixed files join runs one after the
 // other, as a restarted container writes them.
 var goldenCases = map[string]struct {
@@ -44,6 +44,7 @@ var goldenCases = map[string]struct {
 	"go deadlock":        {log: "go/deadlock.log", golden: "go/deadlock.golden", cfg: Config{Rules: []string{"go"}}, stats: Stats{Groups: 1}},
 	"go timeout":         {log: "go/goroutines.log", golden: "go/goroutines-timeout.golden", cfg: Config{Rules: []string{"go"}}, flushAt: []int{9}, stats: Stats{Groups: 3, Timeouts: 1}},
 	"python":             {log: "python/app.log", golden: "python/app.golden", cfg: Config{Rules: []string{"python"}}, stats: Stats{Groups: 4}},
+	"python group":       {log: "python/group.log", golden: "python/group.golden", cfg: Config{Rules: []string{"python"}}, stats: Stats{Groups: 1}},
 	"ruby":               {log: "ruby/app.log", golden: "ruby/app.golden", cfg: Config{Rules: []string{"ruby"}}, stats: Stats{Groups: 4}},
 	"javascript":         {log: "javascript/app.log", golden: "javascript/app.golden", cfg: Config{Rules: []string{"javascript"}}, stats: Stats{Groups: 4}},
 	"javascript crash":   {log: "javascript/crash.log", golden: "javascript/crash.golden", cfg: Config{Rules: []string{"node"}}, stats: Stats{Groups: 1}},

@@ -3,9 +3,11 @@ package multiline
 // javaRule joins JVM stack traces: a header line naming an exception
 // (see errorHeader), then frames ("\tat pkg.Class.method(File.java:12)"),
 // "Caused by: ..." and "\tSuppressed: ..." chains, "\t... 12 more" and
-// logback's "... 5 common frames omitted". A continuation line with no
-// header before it (a header this rule does not recognise) opens a
-// group of its own, so the frames still come as one event.
+// logback's "... 5 common frames omitted". .NET traces ("   at X.Y() in
+// /src/a.cs:line 12", " ---> System.Z: inner") take the same form. A
+// continuation line with no header before it (a header this rule does
+// not recognise) opens a group of its own, so the frames still come as
+// one event.
 type javaRule struct{}
 
 func (javaRule) start(b []byte) (uint32, bool) {
@@ -39,6 +41,8 @@ func javaCont(b []byte) bool {
 		return i > 0 && hasPrefix(r, "... ") && digits(r[4:]) > 0
 	case '[':
 		return i > 0 && hasPrefix(r, "[CIRCULAR REFERENCE")
+	case '-': // .NET: " ---> System.X: inner", "--- End of inner exception stack trace ---"
+		return i > 0 && (hasPrefix(r, "---> ") || hasPrefix(r, "--- End of "))
 	}
 	return false
 }

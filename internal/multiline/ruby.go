@@ -31,7 +31,7 @@ func (rubyRule) start(b []byte) (uint32, bool) {
 	if b[0] == 'T' && hasPrefix(b, pyHeader) {
 		return rbReverse, true
 	}
-	return rbHeader, rubyFrame(b)
+	return rbHeader, rubyHeader(b)
 }
 
 func (rubyRule) next(st uint32, b []byte) (uint32, verdict) {
@@ -99,4 +99,19 @@ func rubyFrame(b []byte) bool {
 		i = k + 4
 	}
 	return false
+}
+
+// rubyHeader reports whether b starts with a frame: its first word is
+// "path:12:in" and a quote follows.
+func rubyHeader(b []byte) bool {
+	s := bytes.IndexByte(b, ' ')
+	if s < 0 || s+1 == len(b) || b[s+1] != '`' && b[s+1] != '\'' || !hasSuffix(b[:s], ":in") {
+		return false
+	}
+	d := s - 3
+	n := 0
+	for d-n > 0 && b[d-n-1] >= '0' && b[d-n-1] <= '9' {
+		n++
+	}
+	return n > 0 && d-n > 1 && b[d-n-1] == ':'
 }

@@ -1,7 +1,6 @@
 package multiline
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 	"strings"
@@ -89,42 +88,30 @@ func digits(b []byte) int {
 	return i
 }
 
-// errorHeader reports whether b holds an exception's first line: a word
-// ending in Exception, Error or Throwable followed by ':' or the end of
-// the line ("java.lang.IllegalStateException: boom", "TypeError: x",
-// "Exception in thread "main" java.lang.StackOverflowError").
+// errorHeader reports whether b is an exception's first line: its first
+// word is a class name ending in Exception, Error or Throwable, followed
+// by ':' or the end of the line ("java.lang.IllegalStateException: boom",
+// "java.lang.StackOverflowError", "TypeError: x", "Uncaught Error: x"),
+// or b starts with "Exception in thread ".
 func errorHeader(b []byte) bool {
-	if errorWordBefore(b, len(b)) {
+	if hasPrefix(b, "Exception in thread ") {
 		return true
 	}
-	for i := 0; i < len(b); {
-		k := bytes.IndexByte(b[i:], ':')
-		if k < 0 {
-			return false
-		}
-		if errorWordBefore(b, i+k) {
-			return true
-		}
-		i += k + 1
+	if hasPrefix(b, "Uncaught ") {
+		b = b[len("Uncaught "):]
 	}
-	return false
+	n := 0
+	for n < len(b) && classByte(b[n]) {
+		n++
+	}
+	if n == 0 || n < len(b) && b[n] != ':' {
+		return false
+	}
+	w := b[:n]
+	return hasSuffix(w, "Exception") || hasSuffix(w, "Error") || hasSuffix(w, "Throwable")
 }
 
-// errorWordBefore reports whether b[:i] ends with an error class name.
-func errorWordBefore(b []byte, i int) bool {
-	if i < 5 {
-		return false
-	}
-	var w string
-	switch b[i-1] {
-	case 'n':
-		w = "Exception"
-	case 'r':
-		w = "Error"
-	case 'e':
-		w = "Throwable"
-	default:
-		return false
-	}
-	return hasSuffix(b[:i], w)
+// classByte reports whether c may be part of a qualified class name.
+func classByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '$'
 }
