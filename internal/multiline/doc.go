@@ -17,8 +17,11 @@
 //     last line.
 //   - A line that opens no group and continues none passes straight
 //     through, in the same Add call, with no copy: Event.Line is the
-//     caller's line. The check costs well under 0.2 µs a line with every
-//     built-in rule on and allocates nothing.
+//     caller's line. The built-ins read only the start of a line (its
+//     first words: go's net/http check skips at most 4), never scan it
+//     whole: about 55 ns of CPU a line with every built-in rule on
+//     (BenchmarkNoMatch), and no allocation. User rules cost what their
+//     regexp costs.
 //   - Bounded memory: a group holds at most MaxBytes of content (and at
 //     most MaxLines lines, if set), plus the last group emitted (kept
 //     until the next call), so at most about 2 × MaxBytes per Joiner;
@@ -84,10 +87,15 @@
 //     unless a user rule in the first line mode joins it (Start matching
 //     the logger's timestamp). Exception messages over several lines are
 //     joined only as far as the rule knows the form (not Java's).
-//   - Any line with a word ending in Exception, Error or Throwable before
-//     a ':' opens a java or javascript group: such a line with no trace
+//   - A line whose first word ends in Exception, Error or Throwable,
+//     followed by ':' or nothing, opens a java or javascript group (so do
+//     Python's last lines, "ValueError: bad"): such a line with no trace
 //     waits for the next line (or FlushTimeout) before it is emitted, and
-//     is copied once.
+//     is copied once. An exception named later in a line ("... failed:
+//     java.io.IOException: reset") is not a header; its frames still join
+//     into one event of their own.
+//   - A Ruby header is recognised when its first word is "path:12:in"
+//     (a path without spaces).
 //   - A Ruby header followed by a blank line takes the next line as
 //     error_highlight's code snippet, even when it is not.
 //   - The first line mode of a user rule holds every line until the next

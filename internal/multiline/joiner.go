@@ -152,7 +152,9 @@ func New(c Config) (*Joiner, error) {
 
 // Add feeds one line (without its "\n"), read between the position tags
 // start and end, with its time t. It appends to out the events now
-// complete, in input order, and returns out. The Joiner reads line only
+// complete, in input order, and returns out: none while the line is
+// held, else the group it ended (and the blank lines held after it), and
+// the line itself if it passes through. The Joiner reads line only
 // during the call; it copies what it holds.
 func (j *Joiner) Add(out []Event, line []byte, start, end, t int64) []Event {
 	if j.open {
@@ -186,7 +188,9 @@ func (j *Joiner) Flush(out []Event, now time.Time, force bool) []Event {
 		if now.Sub(j.idle) < j.timeout {
 			return out
 		}
-		j.stats.Timeouts++
+		if !j.skip || j.nheld > 0 {
+			j.stats.Timeouts++
+		}
 	}
 	return j.finish(out)
 }
