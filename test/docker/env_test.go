@@ -35,6 +35,9 @@ type env struct {
 type envOptions struct {
 	forward bool // a forward input on TCP and a unix socket
 	docker  bool // a docker input over /var/lib/docker/containers
+	// outputs, if set, is the config's outputs and routes sections (YAML)
+	// in place of a Forward receiver per log type (none is started).
+	outputs string
 }
 
 // newEnv writes the agent's config and starts the receivers (not the agent).
@@ -51,6 +54,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		codec:   map[string]*checkCodec{},
 	}
 	for _, lt := range logTypes {
+		if o.outputs != "" {
+			break
+		}
 		c := &checkCodec{stderrEvery: 3}
 		s := receiver.New("127.0.0.1:0", c, nil)
 		if err := s.Start(); err != nil {
@@ -86,21 +92,25 @@ func newEnv(t *testing.T, o envOptions) *env {
 		p("    poll_interval: 200ms")
 		p("    checkpoint_interval: 500ms")
 	}
-	p("outputs:")
-	for _, lt := range logTypes {
-		p("  - id: %s", lt)
-		p("    type: forward")
-		p("    servers:")
-		p("      - address: %q", e.recv[lt].Addr())
-		p("    connect_timeout: 1s")
-		p("    heartbeat_interval: 200ms")
-		p("    retry_initial: 100ms")
-		p("    retry_max: 1s")
-	}
-	p("routes:")
-	for _, lt := range logTypes {
-		p("  - match: %q", lt+".docker.*")
-		p("    outputs: [%s]", lt)
+	if o.outputs != "" {
+		b.WriteString(o.outputs)
+	} else {
+		p("outputs:")
+		for _, lt := range logTypes {
+			p("  - id: %s", lt)
+			p("    type: forward")
+			p("    servers:")
+			p("      - address: %q", e.recv[lt].Addr())
+			p("    connect_timeout: 1s")
+			p("    heartbeat_interval: 200ms")
+			p("    retry_initial: 100ms")
+			p("    retry_max: 1s")
+		}
+		p("routes:")
+		for _, lt := range logTypes {
+			p("  - match: %q", lt+".docker.*")
+			p("    outputs: [%s]", lt)
+		}
 	}
 	if err := os.WriteFile(e.cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
