@@ -25,7 +25,7 @@ func cmdHealth(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "", "the agent's metrics_addr (default: --config's, else "+defaultHealthAddr+")")
 	path := fs.String("config", "", "config file whose metrics_addr to use")
 	ready := fs.Bool("ready", false, "check /readyz instead of /healthz")
-	timeout := fs.Duration("timeout", 5*time.Second, "give up after this long")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long (below the caller's own timeout)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -74,11 +74,55 @@ func agentContainer(t *testing.T, td *ecs.RegisterTaskDefinitionInput) (*types.C
 			if !slices.Equal(c.Command, []string{"run", "--config", "/etc/sluice/agent.yml"}) {
 				t.Errorf("agent command %v", c.Command)
 			}
+			checkHealthCheck(t, c)
 			return c, env
 		}
 	}
 	t.Fatal("no sluice container")
 	return nil, nil
+}
+
+// checkHealthCheck: the container's healthCheck runs the agent binary at
+// the path the Dockerfile's ENTRYPOINT names (the image is FROM scratch:
+// no shell, curl or wget), as `health --config FILE` with the config the
+// container runs, within a timeout above the command's own (3 s).
+func checkHealthCheck(t *testing.T, c *types.ContainerDefinition) {
+	t.Helper()
+	hc := c.HealthCheck
+	if hc == nil {
+		t.Errorf("%s: no healthCheck", aws.ToString(c.Name))
+		return
+	}
+	want := []string{"CMD", entrypoint(t), "health", "--config", c.Command[len(c.Command)-1]}
+	if !slices.Equal(hc.Command, want) {
+		t.Errorf("%s: healthCheck command %q, want %q", aws.ToString(c.Name), hc.Command, want)
+	}
+	if to := aws.ToInt32(hc.Timeout); to <= 3 || aws.ToInt32(hc.Interval) <= to || aws.ToInt32(hc.Retries) < 1 {
+		t.Errorf("%s: healthCheck timeout %ds interval %ds retries %d", aws.ToString(c.Name), to, aws.ToInt32(hc.Interval), aws.ToInt32(hc.Retries))
+	}
+}
+
+// entrypoint returns the binary of the Dockerfile's (last) ENTRYPOINT, in
+// exec form.
+func entrypoint(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repo, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ep []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "ENTRYPOINT "); ok {
+			ep = nil
+			if err := json.Unmarshal([]byte(rest), &ep); err != nil {
+				t.Fatalf("Dockerfile: ENTRYPOINT %s is not in exec form: %v", rest, err)
+			}
+		}
+	}
+	if len(ep) == 0 {
+		t.Fatal("Dockerfile: no ENTRYPOINT")
+	}
+	return ep[0]
 }
 
 // imageConfig validates the image's built-in config (deploy/agent.yml,

@@ -268,7 +268,7 @@ func (m *manifest) check(t *testing.T) *config.Config {
 		t.Errorf("%s: %d volumes for %d mounts", m.name, len(vols), len(c.VolumeMounts))
 	}
 
-	// Probes on the metrics address (the agent serves /metrics only).
+	// Probes on the metrics address: liveness /healthz, readiness /readyz.
 	_, port, err := net.SplitHostPort(cfg.MetricsAddr)
 	if err != nil {
 		t.Fatalf("%s: metrics_addr %q: %v", m.name, cfg.MetricsAddr, err)
@@ -280,9 +280,13 @@ func (m *manifest) check(t *testing.T) *config.Config {
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	for what, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/metrics" {
-			t.Errorf("%s: %s probe %+v is not an HTTP GET of /metrics", m.name, what, p)
+	for what, pp := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"liveness": {c.LivenessProbe, "/healthz"}, "readiness": {c.ReadinessProbe, "/readyz"}} {
+		p := pp.probe
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != pp.path {
+			t.Errorf("%s: %s probe %+v is not an HTTP GET of %s", m.name, what, p, pp.path)
 			continue
 		}
 		got := p.HTTPGet.Port.IntVal
