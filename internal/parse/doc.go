@@ -15,7 +15,9 @@
 //     half-parsed, and no input makes Parse panic (fuzzed).
 //   - No key is held twice (the first member wins) and none that is in
 //     the skip set (the record's own keys). A line may produce at most
-//     MaxFields members; a logfmt line with more is rejected.
+//     MaxFields members: a logfmt line with more is rejected, a regex
+//     with more named groups refused by New. json keeps package record's
+//     bound instead (repeats are dropped among the first 256 members).
 //   - What Pairs and Value return is valid until the next Parse.
 //   - Zero allocations after warm-up for every parser but regex (which
 //     allocates one slice per match: package regexp has no call that

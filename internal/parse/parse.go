@@ -2,6 +2,7 @@ package parse
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -64,7 +65,9 @@ type Config struct {
 	// the built-ins have fixed formats and take no TimeLayout.
 	TimeLayout string
 	// TimeZone is the IANA zone of times written without an offset (RFC
-	// 3164 and klog headers, Go layouts without a zone); default UTC.
+	// 3164 and klog headers, RFC 3339 text without one, Go layouts
+	// without a zone); default UTC. It needs the zone database: a binary
+	// for an image without /usr/share/zoneinfo must import time/tzdata.
 	TimeZone string
 	// KeepTimeKey keeps the time field in the record. By default a time
 	// field that converted is removed (the event time carries it); one
@@ -89,9 +92,9 @@ func New(c Config) (Parser, error) {
 		now = time.Now
 	}
 	switch c.Type {
-	case "json", "logfmt", "regex":
+	case "logfmt", "regex":
 	default:
-		if len(c.Types) > 0 {
+		if len(c.Types) > 0 && slices.Contains(typeNames, c.Type) {
 			return nil, fmt.Errorf("types: not supported by %s", c.Type)
 		}
 	}

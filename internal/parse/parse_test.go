@@ -9,9 +9,15 @@ import (
 
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/tinylib/msgp/msgp"
+
+	_ "time/tzdata" // the zone tests must not depend on the host's zoneinfo
 )
 
 func TestNewErrors(t *testing.T) {
+	var many strings.Builder
+	for i := range MaxFields + 1 {
+		fmt.Fprintf(&many, "(?P<g%d>x)", i)
+	}
 	tests := map[string]struct {
 		c    Config
 		want string
@@ -21,11 +27,13 @@ func TestNewErrors(t *testing.T) {
 		"no pattern":       {Config{Type: "regex"}, "pattern: missing"},
 		"bad pattern":      {Config{Type: "regex", Pattern: `(?P<a>x`}, "pattern: error parsing regexp"},
 		"no named group":   {Config{Type: "regex", Pattern: `(x) (y)`}, "pattern: no named group"},
+		"too many groups":  {Config{Type: "regex", Pattern: many.String()}, "pattern: 257 named groups, at most 256"},
 		"time key group":   {Config{Type: "regex", Pattern: `(?P<a>x)`, TimeKey: "t"}, `time_key: no group named "t"`},
 		"types group":      {Config{Type: "regex", Pattern: `(?P<a>x)`, Types: map[string]string{"b": "int"}}, `types: no group named "b"`},
 		"unknown conv":     {Config{Type: "logfmt", Types: map[string]string{"a": "integer"}}, `types: a: unknown type "integer"`},
 		"bad conv layout":  {Config{Type: "logfmt", Types: map[string]string{"a": "time:yesterday"}}, `types: a: time layout "yesterday": no time element`},
 		"types on builtin": {Config{Type: "nginx", Types: map[string]string{"code": "int"}}, "types: not supported by nginx"},
+		"types on json":    {Config{Type: "json", Types: map[string]string{"n": "int"}}, "types: not supported by json"},
 		"builtin key":      {Config{Type: "syslog", TimeKey: "timestamp"}, "time_key: syslog has a fixed time field"},
 		"builtin layout":   {Config{Type: "klog", TimeLayout: "rfc3339"}, "time_layout: klog has a fixed time format"},
 		"bad layout":       {Config{Type: "json", TimeKey: "t", TimeLayout: "when"}, `time layout "when": no time element`},
@@ -305,6 +313,7 @@ func TestTimeZone(t *testing.T) {
 		{Config{Type: "syslog_rfc3164", TimeZone: "Europe/Paris"}, "<13>Jun 15 12:00:00 h a: CEST", time.Date(2025, 6, 15, 10, 0, 0, 0, time.UTC)},
 		// An offset in the line wins over the zone.
 		{Config{Type: "syslog_rfc5424", TimeZone: "Europe/Paris"}, "<13>1 2025-06-15T12:00:00Z h a - - -", time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC)},
+		{Config{Type: "syslog_rfc5424", TimeZone: "Europe/Paris"}, "<13>1 2025-06-15T12:00:00 h a - - -", time.Date(2025, 6, 15, 10, 0, 0, 0, time.UTC)},
 		{Config{Type: "nginx", TimeZone: "Europe/Paris"}, `1.2.3.4 - - [15/Jun/2025:12:00:00 +0000] "GET / HTTP/1.1" 200 1`, time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC)},
 		{Config{Type: "logfmt", TimeZone: "Europe/Paris"}, `time="2025-06-15 12:00:00" msg=x`, time.Date(2025, 6, 15, 10, 0, 0, 0, time.UTC)},
 	}

@@ -59,6 +59,9 @@ func newRegex(c Config, loc *time.Location, now func() time.Time) (*regex, error
 	if len(p.groups) == 0 {
 		return nil, errors.New("pattern: no named group (?P<name>...)")
 	}
+	if len(p.groups) > MaxFields {
+		return nil, fmt.Errorf("pattern: %d named groups, at most %d", len(p.groups), MaxFields)
+	}
 	if c.TimeKey != "" && !names[c.TimeKey] {
 		return nil, fmt.Errorf("time_key: no group named %q", c.TimeKey)
 	}

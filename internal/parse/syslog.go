@@ -198,7 +198,7 @@ func (p *syslog) rfc5424(s []byte, pri, i int) bool {
 	tok := false
 	if !(len(ts) == 1 && ts[0] == '-') {
 		var ok bool
-		if t, ok = parseRFC3339(ts, time.UTC); !ok {
+		if t, ok = parseRFC3339(ts, p.loc); !ok {
 			return false
 		}
 		tok = true
