@@ -278,8 +278,8 @@ func (in *Input) Run(ctx context.Context) error {
 		in.markReady()
 		return err
 	}
+	in.listening.Store(true) // before markReady: who waited for Addr sees Ready
 	in.markReady()
-	in.listening.Store(true)
 
 	// Connections run on a context that outlives ctx by stopTimeout, so
 	// their final flushes are not cut short by the shutdown itself.
