@@ -261,9 +261,14 @@ func TestFullGood(t *testing.T) {
 		File:          "full.good.yml",
 		Inputs: []Input{
 			{ID: "containers", Type: "docker", Line: 8, Docker: &DockerInput{
-				Root:                "/mnt/docker/containers",
-				Tag:                 "k8s.{label:app}.{name}.{short_id}.{id}.{stream}.{field:level}",
-				ParseJSON:           true,
+				Root: "/mnt/docker/containers",
+				Tag:  "k8s.{label:app}.{name}.{short_id}.{id}.{stream}.{field:level}",
+				Parser: &Parser{Type: "regex", Pattern: `^(?P<ts>\S+) (?P<level>[A-Z]+) (?P<code>\d+) (?P<msg>.*)$`,
+					Types: []ParserType{{Field: "code", Type: "int"}}, TimeKey: "ts", TimeLayout: "rfc3339nano",
+					TimeZone: "Europe/Berlin", KeepTimeKey: true},
+				Multiline: &Multiline{Rules: []string{"java", "python"},
+					Custom:       []MultilineRule{{Name: "app", Start: `^\d{4}-`, Continue: `^\s`}},
+					FlushTimeout: 2 * time.Second, MaxBytes: 128 << 10, MaxLines: 500},
 				MaxLineBytes:        256 << 10,
 				IncludeLabels:       ptr(false),
 				PollInterval:        2 * time.Second,
@@ -273,12 +278,12 @@ func TestFullGood(t *testing.T) {
 				RotateWait:          7 * time.Second,
 				MaxOpenFiles:        500,
 			}},
-			{ID: "driver", Type: "forward", Line: 21, Forward: &ForwardInput{
+			{ID: "driver", Type: "forward", Line: 35, Forward: &ForwardInput{
 				Listen:               "0.0.0.0:24224",
 				Unix:                 "/var/run/fluent.sock",
 				UnixMode:             ptr(uint32(0o660)),
 				Tag:                  "fwd.{tag}",
-				ParseJSON:            true,
+				Parser:               &Parser{Type: "logfmt"},
 				MaxMessageBytes:      8 << 20,
 				MaxDecompressedBytes: 32 << 20, MaxBufferedBytes: 48 << 20, BufferWaitTimeout: 7 * time.Second,
 				MaxConnections:          256,
@@ -298,9 +303,10 @@ func TestFullGood(t *testing.T) {
 					{Username: "bob", Password: "literal-bob-password"},
 				}},
 			}},
-			{ID: "pods", Type: "cri", Line: 56, CRI: &CRIInput{
+			{ID: "pods", Type: "cri", Line: 71, CRI: &CRIInput{
 				Root: "/mnt/pods", Tag: "kube.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}",
-				ParseJSON: true, MaxLineBytes: 512 << 10, PollInterval: 3 * time.Second,
+				Parser: &Parser{Type: "klog"}, Multiline: &Multiline{Rules: []string{"go"}},
+				MaxLineBytes: 512 << 10, PollInterval: 3 * time.Second,
 				CheckpointInterval: 250 * time.Millisecond, ReadFromHead: ptr(false), PartialFlushTimeout: 2 * time.Second,
 				RotateWait: 9 * time.Second, MaxOpenFiles: 2000,
 				IncludeNamespaces: []string{"team-*", "prod"}, ExcludeNamespaces: []string{"kube-system"},
@@ -310,7 +316,7 @@ func TestFullGood(t *testing.T) {
 			}},
 		},
 		Outputs: []Output{
-			{ID: "aggregator", Type: "forward", Line: 72,
+			{ID: "aggregator", Type: "forward", Line: 89,
 				Buffer: Buffer{MaxBytes: 2 << 30, SegmentBytes: 16 << 20, Overflow: "block", Fsync: "always",
 					FsyncInterval: 2 * time.Second, ChunkBytes: 512 << 10},
 				Forward: &ForwardOutput{
@@ -326,14 +332,14 @@ func TestFullGood(t *testing.T) {
 						KeyFile: "/etc/sluice/client.key", ServerName: "aggregator.internal"},
 					Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1"},
 				}},
-			{ID: "archive", Type: "file", Line: 109, Buffer: DefaultBuffer(),
+			{ID: "archive", Type: "file", Line: 126, Buffer: DefaultBuffer(),
 				Delivery: Delivery{Workers: 1, FlushInterval: 2 * time.Second, MaxInFlightBytes: 16 << 20,
 					RetryInitial: 2 * time.Second, RetryMax: 30 * time.Second, MaxRetries: 5,
 					DeadLetter: DeadLetter{Enabled: ptr(false), MaxBytes: 64 << 20}},
 				File: &FileOutput{Path: "/var/log/sluice/archive.jsonl"}},
-			{ID: "debug", Type: "stdout", Line: 120, Buffer: withMax(DefaultBuffer(), 64<<20),
+			{ID: "debug", Type: "stdout", Line: 137, Buffer: withMax(DefaultBuffer(), 64<<20),
 				Stdout: &StdoutOutput{}},
-			{ID: "search", Type: "elasticsearch", Line: 123, Buffer: DefaultBuffer(),
+			{ID: "search", Type: "elasticsearch", Line: 140, Buffer: DefaultBuffer(),
 				Elasticsearch: &ElasticsearchOutput{
 					Hosts: []string{"https://es-1.internal:9200", "https://es-2.internal:9200/prefix"},
 					Index: "logs-{tag}-{field:level}-%Y.%m.%d", OpType: "create", IDMode: "stable", Pipeline: "logs",
@@ -343,7 +349,7 @@ func TestFullGood(t *testing.T) {
 					TLS: &TLS{CAFile: "/etc/sluice/es-ca.pem", ServerName: "es.internal"},
 					AWS: &AWSSigning{Region: "eu-west-1", Service: "es", RoleARN: "arn:aws:iam::123456789012:role/sluice"},
 				}},
-			{ID: "s3archive", Type: "s3", Line: 147, Buffer: DefaultBuffer(),
+			{ID: "s3archive", Type: "s3", Line: 164, Buffer: DefaultBuffer(),
 				S3: &S3Output{
 					Bucket: "logs-archive", Region: "eu-west-1", Endpoint: "https://s3.eu-west-1.amazonaws.com", ForcePathStyle: true,
 					Key: "archive/{tag[0]}/dt=%Y-%m-%d/{hostname}-{unique}{ext}", Format: "raw", TimeKey: "ts", TimeFormat: "epoch_millis",
@@ -354,7 +360,7 @@ func TestFullGood(t *testing.T) {
 					AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "shared-KEY-value-1",
 					RoleARN: "arn:aws:iam::123456789012:role/logs", ExternalID: "ext-1",
 				}},
-			{ID: "bus", Type: "kafka", Line: 178, Buffer: DefaultBuffer(),
+			{ID: "bus", Type: "kafka", Line: 195, Buffer: DefaultBuffer(),
 				Kafka: &KafkaOutput{
 					Brokers: []string{"kafka-1:9092", "kafka-2:9092"}, Topic: "logs-{field:log_type}", KeyField: "container_id",
 					Format: "json", RawKey: "log", TimeKey: "ts", TimeFormat: "epoch_millis", TagKey: "tag", TagHeader: "fluent_tag",
@@ -366,7 +372,7 @@ func TestFullGood(t *testing.T) {
 					TLS:  &TLS{Enabled: true, CAFile: "/etc/sluice/kafka-ca.pem"},
 					SASL: &KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "sluice", Password: "shared-KEY-value-1"},
 				}},
-			{ID: "cwl", Type: "cloudwatch_logs", Line: 207, Buffer: DefaultBuffer(),
+			{ID: "cwl", Type: "cloudwatch_logs", Line: 224, Buffer: DefaultBuffer(),
 				CloudWatchLogs: &CloudWatchLogsOutput{
 					LogGroupName: "/sluice/{tag}", LogStreamName: "{hostname}-{tag}", Format: "json", RawKey: "log",
 					TimeKey: "", TimeFormat: "rfc3339nano", TagKey: "tag", MaxEventBytes: 200 << 10, MaxBatchEvents: 5000,
@@ -375,13 +381,13 @@ func TestFullGood(t *testing.T) {
 					Endpoint: "https://logs.eu-west-1.amazonaws.com", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "shared-KEY-value-1",
 					RoleARN: "arn:aws:iam::123456789012:role/logs", ExternalID: "ext-2",
 				}},
-			{ID: "stream", Type: "kinesis", Line: 232, Buffer: DefaultBuffer(),
+			{ID: "stream", Type: "kinesis", Line: 249, Buffer: DefaultBuffer(),
 				Kinesis: &KinesisOutput{
 					StreamName: "logs", PartitionKey: "kubernetes.pod_name", Format: "raw", RawKey: "message", TimeKey: "ts",
 					TimeFormat: "epoch_millis", TagKey: "", AppendNewline: ptr(false), MaxRecordBytes: 512 << 10,
 					MaxBatchRecords: 250, MaxBatchBytes: 2 << 20, RequestTimeout: 20 * time.Second, Region: "eu-west-1",
 				}},
-			{ID: "hose", Type: "firehose", Line: 254, Buffer: DefaultBuffer(),
+			{ID: "hose", Type: "firehose", Line: 271, Buffer: DefaultBuffer(),
 				Firehose: &FirehoseOutput{
 					DeliveryStreamName: "logs-hose", Format: "json", RawKey: "log", TimeKey: "@timestamp", TimeFormat: "epoch_seconds",
 					TagKey: "tag", Aggregate: true, MaxRecordBytes: 900 << 10, MaxBatchRecords: 400, MaxBatchBytes: 3 << 20,
@@ -389,8 +395,8 @@ func TestFullGood(t *testing.T) {
 				}},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 276},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 279},
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 293},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 296},
 		},
 		DefaultOutput: "debug",
 	}

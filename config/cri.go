@@ -27,6 +27,11 @@ type CRIInput struct {
 	Tag string `yaml:"tag"`
 	// ParseJSON parses a log payload that is a JSON object into record fields.
 	ParseJSON bool `yaml:"parse_json"`
+	// Parser parses the log payload into record fields (see Parser);
+	// parse_json: true is parser {type: json}.
+	Parser *Parser `yaml:"parser"`
+	// Multiline joins the lines of one message (a stack trace) per stream.
+	Multiline *Multiline `yaml:"multiline"`
 	// MaxLineBytes truncates longer (joined) lines; the rest is skipped and
 	// counted. Default 1 MiB.
 	MaxLineBytes int `yaml:"max_line_bytes"`
@@ -189,6 +194,8 @@ func (c *CRIInput) check(v *checker, p string) {
 	v.positive(p+".checkpoint_interval", c.CheckpointInterval)
 	v.positive(p+".partial_flush_timeout", c.PartialFlushTimeout)
 	v.positive(p+".rotate_wait", c.RotateWait)
+	v.checkParser(p, c.Parser, c.ParseJSON)
+	v.checkMultiline(p, c.Multiline, c.MaxLineBytes)
 	if c.MaxOpenFiles < 0 {
 		v.errorf(p+".max_open_files", "must not be negative, got %d", c.MaxOpenFiles)
 	}

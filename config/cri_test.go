@@ -36,7 +36,21 @@ func TestCRIEveryKey(t *testing.T) {
     type: cri
     root: /mnt/pods
     tag: "k.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}"
-    parse_json: true
+    parse_json: false
+    parser:
+      type: regex
+      pattern: '^(?P<t>\S+) (?P<level>\w+) (?P<n>\d+)'
+      types: [{field: n, type: int}]
+      time_key: t
+      time_layout: rfc3339
+      time_zone: UTC
+      keep_time_key: true
+    multiline:
+      rules: [java]
+      custom: [{name: x, start: '^START', continue: '^ '}]
+      flush_timeout: 3s
+      max_bytes: 64KiB
+      max_lines: 100
     max_line_bytes: 256KiB
     poll_interval: 2s
     checkpoint_interval: 500ms
@@ -65,7 +79,11 @@ outputs: [{id: o, type: stdout}]
 		t.Fatal(err)
 	}
 	want := CRIInput{
-		Root: "/mnt/pods", Tag: "k.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}", ParseJSON: true,
+		Root: "/mnt/pods", Tag: "k.{namespace}.{pod}.{pod_id}.{container}.{stream}.{field:level}",
+		Parser: &Parser{Type: "regex", Pattern: `^(?P<t>\S+) (?P<level>\w+) (?P<n>\d+)`,
+			Types: []ParserType{{Field: "n", Type: "int"}}, TimeKey: "t", TimeLayout: "rfc3339", TimeZone: "UTC", KeepTimeKey: true},
+		Multiline: &Multiline{Rules: []string{"java"}, Custom: []MultilineRule{{Name: "x", Start: "^START", Continue: "^ "}},
+			FlushTimeout: 3 * time.Second, MaxBytes: 64 << 10, MaxLines: 100},
 		MaxLineBytes: 256 << 10, PollInterval: 2 * time.Second, CheckpointInterval: 500 * time.Millisecond,
 		ReadFromHead: ptr(false), PartialFlushTimeout: 3 * time.Second, RotateWait: 8 * time.Second, MaxOpenFiles: 100,
 		IncludeNamespaces: []string{"team-*", "prod"}, ExcludeNamespaces: []string{"*-secret"},
@@ -90,7 +108,11 @@ outputs: [{id: o, type: stdout}]
 			if i := strings.LastIndexByte(key, '.'); i >= 0 {
 				key, indent = key[i+1:], indent+strings.Repeat("  ", strings.Count(o.Key, "."))
 			}
-			if !strings.Contains(doc, "\n"+indent+key+":") {
+			covered := strings.Contains(doc, "\n"+indent+key+":")
+			if strings.Contains(o.Key, "[]") { // list items are written in flow style
+				covered = strings.Contains(doc, "{"+key+":") || strings.Contains(doc, ", "+key+":")
+			}
+			if !covered {
 				t.Errorf("option %s not covered", o.Key)
 			}
 		}

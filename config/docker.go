@@ -13,6 +13,11 @@ type DockerInput struct {
 	Tag string `yaml:"tag"`
 	// ParseJSON parses a log payload that is a JSON object into record fields.
 	ParseJSON bool `yaml:"parse_json"`
+	// Parser parses the log payload into record fields (see Parser);
+	// parse_json: true is parser {type: json}.
+	Parser *Parser `yaml:"parser"`
+	// Multiline joins the lines of one message (a stack trace) per stream.
+	Multiline *Multiline `yaml:"multiline"`
 	// MaxLineBytes truncates longer (joined) lines; the rest is skipped and
 	// counted. Default 1 MiB.
 	MaxLineBytes int `yaml:"max_line_bytes"`
@@ -73,6 +78,8 @@ func (d *DockerInput) check(v *checker, p string) {
 	v.positive(p+".checkpoint_interval", d.CheckpointInterval)
 	v.positive(p+".partial_flush_timeout", d.PartialFlushTimeout)
 	v.positive(p+".rotate_wait", d.RotateWait)
+	v.checkParser(p, d.Parser, d.ParseJSON)
+	v.checkMultiline(p, d.Multiline, d.MaxLineBytes)
 	if d.MaxOpenFiles < 0 {
 		v.errorf(p+".max_open_files", "must not be negative, got %d", d.MaxOpenFiles)
 	}

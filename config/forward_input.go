@@ -29,6 +29,9 @@ type ForwardInput struct {
 	Tag string `yaml:"tag"`
 	// ParseJSON parses a log payload that is a JSON object into record fields.
 	ParseJSON bool `yaml:"parse_json"`
+	// Parser parses the log field of each record into record fields (see
+	// Parser); parse_json: true is parser {type: json}.
+	Parser *Parser `yaml:"parser"`
 	// MaxMessageBytes caps one request on the wire. Default 16 MiB.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// MaxDecompressedBytes caps one decompressed request. Default 64 MiB
@@ -161,6 +164,7 @@ func (c *Config) Warnings() []string {
 }
 
 func (f *ForwardInput) check(v *checker, p string) {
+	v.checkParser(p, f.Parser, f.ParseJSON)
 	if f.Listen == "" && f.Unix == "" {
 		v.errorf(p+".listen", "no listener: set listen, unix or both")
 	}
