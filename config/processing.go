@@ -42,9 +42,13 @@ type ParserType struct {
 	Type  string `yaml:"type"`
 }
 
-// ParseConfig returns the internal/parse configuration p describes.
-func (p *Parser) ParseConfig() parse.Config {
-	c := parse.Config{
+// ParseConfig returns the internal/parse configuration p describes; nil
+// for a nil p (no parser section).
+func (p *Parser) ParseConfig() *parse.Config {
+	if p == nil {
+		return nil
+	}
+	c := &parse.Config{
 		Type: p.Type, Pattern: p.Pattern, TimeKey: p.TimeKey, TimeLayout: p.TimeLayout,
 		TimeZone: p.TimeZone, KeepTimeKey: p.KeepTimeKey,
 	}
@@ -77,7 +81,7 @@ func (v *checker) checkParser(p string, ps *Parser, parseJSON bool) {
 		}
 		seen[t.Field] = true
 	}
-	if _, err := parse.New(ps.ParseConfig()); err != nil {
+	if _, err := parse.New(*ps.ParseConfig()); err != nil {
 		v.errorf(pp, "%v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
 	"github.com/sluice-agent/sluice/internal/kube"
+	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -33,22 +34,21 @@ var ErrRunTwice = tail.ErrRunTwice
 // Input tails Kubernetes CRI container logs. Create it with New and call
 // Run once; it is not reusable after Run returns.
 type Input struct {
-	t         *tail.Tail
-	parseJSON bool
-	tpl       *record.Template
-	include   []string
-	exclude   []string
-	log       *slog.Logger
-	kube      kubeSettings
+	t       *tail.Tail
+	tpl     *record.Template
+	include []string
+	exclude []string
+	log     *slog.Logger
+	kube    kubeSettings
 
 	// Record building, on the tail's reader goroutine.
-	parser parser
-	layout layout
-	fields record.Fields // the payload's, for parse_json and {field:KEY}
-	tv     tagValues
-	rec    []byte
-	tagBuf []byte
-	ev     pipeline.Event
+	parser  parser
+	layout  layout
+	payload *parse.Payload // parser (or parse_json) and {field:KEY} lookups
+	tv      tagValues
+	rec     []byte
+	tagBuf  []byte
+	ev      pipeline.Event
 }
 
 // kubeSettings are the kubernetes section's, resolved.
@@ -81,13 +81,15 @@ func New(id string, cfg config.CRIInput, dataDir string, r *pipeline.Router, log
 		set = metrics.NewSet()
 	}
 	in := &Input{
-		parseJSON: cfg.ParseJSON,
-		include:   cfg.IncludeNamespaces,
-		exclude:   cfg.ExcludeNamespaces,
-		log:       log,
+		include: cfg.IncludeNamespaces,
+		exclude: cfg.ExcludeNamespaces,
+		log:     log,
 	}
 	in.layout.in = in
 	var err error
+	if in.payload, err = parse.NewPayload(id, cfg.Parser.ParseConfig(), cfg.ParseJSON, set); err != nil {
+		return nil, fmt.Errorf("cri input %s: %w", id, err)
+	}
 	if err = in.kube.setup(cfg.Kubernetes, log, set); err != nil {
 		return nil, fmt.Errorf("cri input %s: kubernetes: %w", id, err)
 	}

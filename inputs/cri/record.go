@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
 	"github.com/sluice-agent/sluice/internal/kube"
+	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -15,6 +16,8 @@ import (
 var (
 	keyLog    = msgp.AppendString(nil, "log")
 	keyStream = msgp.AppendString(nil, "stream")
+	// keyParseError marks a payload the configured parser rejected.
+	keyParseError = msgp.AppendString(nil, parse.KeyParseError)
 )
 
 // reservedKeys are the record keys the input sets itself; a payload field
@@ -202,24 +205,23 @@ func (c *container) Event(l *tail.Line) *pipeline.Event {
 		}
 	}
 	msg, stream := l.Content, l.Stream
-	// The payload's fields: all of them with parse_json, else only those
-	// the tag's {field:KEY} read (the others are checked, not converted).
-	var fields *record.Fields
-	switch {
-	case in.parseJSON:
-		if in.fields.Parse(msg, reservedKeys) {
-			fields = &in.fields
-		}
-	case in.tpl.Uses(record.Field):
-		if in.fields.Find(msg, in.tpl.FieldKeys(), reservedKeys) {
-			fields = &in.fields
-		}
+	// The payload's fields: all of them with a parser (or parse_json),
+	// else only those the tag's {field:KEY} read (the others are checked,
+	// not converted).
+	var keys [][]byte
+	if in.tpl.Uses(record.Field) {
+		keys = in.tpl.FieldKeys()
 	}
-	nFields := 0
-	if in.parseJSON && fields != nil {
+	res := in.payload.Parse(msg, keys, reservedKeys)
+	fields := res.Fields
+	nFields, extra := 0, 0
+	if in.payload.Stores() && fields != nil {
 		nFields = fields.Len()
 	}
-	rec := msgp.AppendMapHeader(in.rec[:0], uint32(2+c.nFixed+nFields))
+	if res.Failed {
+		extra = 1
+	}
+	rec := msgp.AppendMapHeader(in.rec[:0], uint32(2+c.nFixed+nFields+extra))
 	rec = append(rec, keyLog...)
 	rec = msgp.AppendStringFromBytes(rec, msg)
 	rec = append(rec, keyStream...)
@@ -228,14 +230,22 @@ func (c *container) Event(l *tail.Line) *pipeline.Event {
 	if nFields > 0 {
 		rec = append(rec, fields.Pairs()...)
 	}
+	if res.Failed {
+		rec = append(rec, keyParseError...)
+		rec = msgp.AppendString(rec, in.payload.Kind())
+	}
+	t := l.Time
+	if res.HasTime {
+		t = res.Time
+	}
 	in.rec = rec
-	in.ev = pipeline.Event{Tag: in.tagFor(c, stream, fields), Time: l.Time, Record: rec}
+	in.ev = pipeline.Event{Tag: in.tagFor(c, stream, fields), Time: t, Record: rec}
 	return &in.ev
 }
 
 // tagFor renders the event tag, from the per-container cache when the
 // template does not depend on the payload.
-func (in *Input) tagFor(c *container, stream []byte, fields *record.Fields) []byte {
+func (in *Input) tagFor(c *container, stream []byte, fields parse.FieldSet) []byte {
 	si := -1
 	if !in.tpl.Uses(record.Field) {
 		switch {
@@ -262,7 +272,7 @@ func (in *Input) tagFor(c *container, stream []byte, fields *record.Fields) []by
 type tagValues struct {
 	c      *container
 	stream []byte
-	fields *record.Fields // nil: the payload is not a JSON object (or unused)
+	fields parse.FieldSet // nil: the payload gave no fields (or they are unused)
 }
 
 // AppendValue implements record.Values.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
+	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -31,19 +32,18 @@ var ErrRunTwice = tail.ErrRunTwice
 // Input tails Docker json-file logs. Create it with New and call Run once;
 // it is not reusable after Run returns.
 type Input struct {
-	t         *tail.Tail
-	parseJSON bool
-	labels    bool
-	tpl       *record.Template
-	self      string // the agent's own container id, never read ("": none)
+	t      *tail.Tail
+	labels bool
+	tpl    *record.Template
+	self   string // the agent's own container id, never read ("": none)
 
 	// Record building, on the tail's reader goroutine.
-	parser parser
-	fields record.Fields // the payload's, for parse_json and {field:KEY}
-	tv     tagValues
-	rec    []byte
-	tagBuf []byte
-	ev     pipeline.Event
+	parser  parser
+	payload *parse.Payload // parser (or parse_json) and {field:KEY} lookups
+	tv      tagValues
+	rec     []byte
+	tagBuf  []byte
+	ev      pipeline.Event
 }
 
 // New returns a docker input. State lives in <dataDir>/inputs/<id>/. Zero
@@ -57,14 +57,16 @@ func New(id string, cfg config.DockerInput, dataDir string, r *pipeline.Router, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	in := &Input{
-		parseJSON: cfg.ParseJSON,
-		labels:    cfg.IncludeLabels == nil || *cfg.IncludeLabels,
+		labels: cfg.IncludeLabels == nil || *cfg.IncludeLabels,
+	}
+	var err error
+	if in.payload, err = parse.NewPayload(id, cfg.Parser.ParseConfig(), cfg.ParseJSON, set); err != nil {
+		return nil, fmt.Errorf("docker input %s: %w", id, err)
 	}
 	if in.self = selfContainerID(); in.self != "" {
 		log.Info("not reading the agent's own container", "container_id", in.self, "override", EnvSelfContainerID)
 	}
 	tag := orDefault(cfg.Tag, DefaultTag)
-	var err error
 	if in.tpl, err = record.Compile(tag, 0); err != nil {
 		return nil, fmt.Errorf("docker input %s: %w", id, err)
 	}

@@ -1,6 +1,9 @@
 package docker
 
-import "github.com/sluice-agent/sluice/internal/record"
+import (
+	"github.com/sluice-agent/sluice/internal/parse"
+	"github.com/sluice-agent/sluice/internal/record"
+)
 
 // reservedKeys are the record keys the input sets itself; a payload field
 // with such a name is not merged (its data is still in "log") and is not
@@ -11,7 +14,7 @@ var reservedKeys = record.NewKeys("log", "stream", "container_id", "container_na
 type tagValues struct {
 	c      *container
 	stream []byte
-	fields *record.Fields // nil: the payload is not a JSON object (or unused)
+	fields parse.FieldSet // nil: the payload gave no fields (or they are unused)
 }
 
 // AppendValue implements record.Values.

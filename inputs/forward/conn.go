@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/internal/wire"
 	"github.com/sluice-agent/sluice/pipeline"
@@ -78,6 +79,7 @@ type conn struct {
 	ri, gri recInfo       // the event being handled, a held partial group
 	keys    record.Keys   // keys a parsed payload must not repeat
 	fields  record.Fields // a JSON log payload's fields
+	parser  parse.Parser  // the configured parser, made at the first event (nil: none)
 	tv      tagValues
 	ev      pipeline.Event
 	rec     []byte // normalized record
@@ -703,25 +705,37 @@ func (c *conn) onEvent(ns int64, rec []byte) error {
 // (extended with its JSON payload's fields under parse_json).
 func (c *conn) emit(tag []byte, ns int64, rec []byte, ri *recInfo, joinedLog []byte, override, keepPartial bool) error {
 	out := rec
+	p, mark := c.payloadParser()
+	parsed := false
 	switch {
 	case ri.docker:
 		log := ri.log
 		if override {
 			log = joinedLog
 		}
-		c.rec = appendDockerRecord(c.rec[:0], ri, log, keepPartial, c.in.cfg.ParseJSON, &c.fields, &c.keys)
+		c.rec, parsed = appendDockerRecord(c.rec[:0], ri, log, keepPartial, p, mark, &c.keys)
 		out = c.rec
-	case c.in.cfg.ParseJSON && ri.hasLog:
-		if r, ok := appendParsedRecord(c.rec[:0], rec, ri, &c.fields, &c.keys); ok {
+	case p != nil && ri.hasLog:
+		var r []byte
+		var ok bool
+		if r, ok, parsed = appendParsedRecord(c.rec[:0], rec, ri, p, mark, &c.keys); ok {
 			c.rec = r
 			out = r
 		}
 	}
+	if !parsed && mark != "" && (ri.docker || ri.hasLog) {
+		c.in.m.parseFailures.Inc()
+	}
+	if parsed && c.parser != nil {
+		if t, ok := c.parser.Time(); ok {
+			ns = t // the parser's time field is the event time
+		}
+	}
 	if t := c.in.tmpl; t != nil {
-		// {field:KEY} reads the stored record, else (parse_json off) the
-		// JSON log payload, looked into only for the template's keys.
+		// {field:KEY} reads the stored record, else (no parser) the JSON
+		// log payload, looked into only for the template's keys.
 		c.tv = tagValues{tmpl: t, clientTag: tag, rec: out, fields: &c.fields}
-		if t.Uses(record.Field) && !c.in.cfg.ParseJSON && ri.hasLog {
+		if t.Uses(record.Field) && p == nil && ri.hasLog {
 			c.tv.log = ri.log
 			if override {
 				c.tv.log = joinedLog
@@ -928,4 +942,23 @@ func (c *conn) finish() {
 	} else {
 		c.nc.Close()
 	}
+}
+
+// payloadParser returns what parses this connection's log payloads (nil:
+// nothing) and the failure marker's value ("": none, as for parse_json).
+func (c *conn) payloadParser() (payloadParser, string) {
+	switch pc := c.in.cfg.Parser; {
+	case pc != nil:
+		if c.parser == nil {
+			p, err := parse.New(*pc.ParseConfig()) // checked by New: cannot fail
+			if err != nil {
+				return nil, ""
+			}
+			c.parser = p
+		}
+		return c.parser, pc.Type
+	case c.in.cfg.ParseJSON:
+		return &c.fields, ""
+	}
+	return nil, ""
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
 )
@@ -94,6 +95,11 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 	}
 	if set == nil {
 		set = metrics.NewSet()
+	}
+	if pc := cfg.Parser.ParseConfig(); pc != nil {
+		if _, err := parse.New(*pc); err != nil {
+			return nil, fmt.Errorf("forward input %s: parser: %w", id, err)
+		}
 	}
 	def := config.DefaultForwardInput()
 	if cfg.Listen == "" && cfg.Unix == "" {
@@ -171,6 +177,9 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 			"max_buffered_bytes", cfg.MaxBufferedBytes, "max_message_bytes", cfg.MaxMessageBytes)
 	}
 	m := newInputMetrics(set, id)
+	if cfg.Parser != nil {
+		m.parseFailures = set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_payload_parse_failures_total{input=%q,parser=%q}`, id, cfg.Parser.Type))
+	}
 	in := &Input{
 		id:           id,
 		cfg:          cfg,

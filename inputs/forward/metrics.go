@@ -18,6 +18,7 @@ type inputMetrics struct {
 	acks                 *metrics.Counter // sluice_input_acks_total
 	invalidEvents        *metrics.Counter // sluice_input_invalid_events_total
 	invalidRequests      *metrics.Counter // sluice_input_invalid_requests_total
+	parseFailures        *metrics.Counter // sluice_input_payload_parse_failures_total{parser} (nil: no parser)
 	protocolErrors       *metrics.Counter // sluice_input_protocol_errors_total (connection closed)
 	handshakeFailures    *metrics.Counter // sluice_input_handshake_failures_total (TLS or HELO/PING/PONG)
 	partialJoined        *metrics.Counter // sluice_input_partial_reassemblies_total

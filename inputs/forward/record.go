@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 
+	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/internal/wire"
 	"github.com/tinylib/msgp/msgp"
@@ -132,7 +133,7 @@ func (ri *recInfo) isLast() bool { return string(ri.plast) == "true" }
 //
 // log replaces the record's log (a joined partial line). fields and taken
 // are scratch for the payload's fields.
-func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJSON bool, fields *record.Fields, taken *record.Keys) []byte {
+func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial bool, fields payloadParser, mark string, taken *record.Keys) (_ []byte, parsed bool) {
 	n := 4 + len(ri.ecs)
 	if len(ri.extras) > 0 {
 		n++
@@ -141,7 +142,7 @@ func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJ
 		n += 4
 	}
 	added := 0
-	if parseJSON {
+	if fields != nil {
 		taken.Reset()
 		taken.Add(keyLog)
 		taken.Add(keyStream)
@@ -157,8 +158,10 @@ func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJ
 			taken.Add(keyPartialOrdinal)
 			taken.Add(keyPartialLast)
 		}
-		if fields.Parse(log, taken) {
+		if parsed = fields.Parse(trimEOL(log), taken); parsed {
 			added = fields.Len()
+		} else if mark != "" {
+			n++
 		}
 	}
 	dst = msgp.AppendMapHeader(dst, uint32(n+added))
@@ -206,17 +209,41 @@ func appendDockerRecord(dst []byte, ri *recInfo, log []byte, keepPartial, parseJ
 	if added > 0 {
 		dst = append(dst, fields.Pairs()...)
 	}
-	return dst
+	if fields != nil && !parsed && mark != "" {
+		dst = appendStr(dst, keyParseError)
+		dst = appendStr(dst, []byte(mark))
+	}
+	return dst, parsed
+}
+
+// payloadParser is what parses a log payload: record.Fields (parse_json)
+// or a configured internal/parse Parser.
+type payloadParser interface {
+	Parse(line []byte, skip *record.Keys) bool
+	Len() int
+	Pairs() []byte
+	Value(key []byte) ([]byte, bool)
+}
+
+// keyParseError marks a payload the configured parser rejected.
+var keyParseError = []byte(parse.KeyParseError)
+
+// trimEOL drops a trailing "\n" or "\r\n": not part of the payload.
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
 // appendParsedRecord appends rec (a record passed through as is) extended
-// with the fields of its JSON log payload; keys already in rec are not
-// added. ok is false, and dst unchanged, when the payload is not a JSON
-// object with at least one new field. fields and taken are scratch.
-func appendParsedRecord(dst, rec []byte, ri *recInfo, fields *record.Fields, taken *record.Keys) (out []byte, ok bool) {
+// with the fields of its log payload; keys already in rec are not added.
+// ok is false, and dst unchanged, when the payload gave no new field and
+// there is no failure to mark (mark: the configured parser's type, which
+// a rejected payload gains as parse_error). parsed says the parser
+// accepted the payload. fields and taken are scratch.
+func appendParsedRecord(dst, rec []byte, ri *recInfo, fields payloadParser, mark string, taken *record.Keys) (out []byte, ok, parsed bool) {
 	n, body, hok := wire.ReadMapHeader(rec)
 	if !hok || !ri.hasLog {
-		return dst, false
+		return dst, false, false
 	}
 	taken.Reset()
 	for it := (mapIter{rest: body, left: n}); ; {
@@ -228,10 +255,19 @@ func appendParsedRecord(dst, rec []byte, ri *recInfo, fields *record.Fields, tak
 			taken.Add(k)
 		}
 	}
-	if !fields.Parse(ri.log, taken) || fields.Len() == 0 {
-		return dst, false
+	if !fields.Parse(trimEOL(ri.log), taken) {
+		if mark == "" || taken.Has(keyParseError) {
+			return dst, false, false
+		}
+		dst = msgp.AppendMapHeader(dst, uint32(n+1))
+		dst = append(dst, body...)
+		dst = appendStr(dst, keyParseError)
+		return appendStr(dst, []byte(mark)), true, false
+	}
+	if fields.Len() == 0 {
+		return dst, false, true
 	}
 	dst = msgp.AppendMapHeader(dst, uint32(n+fields.Len()))
 	dst = append(dst, body...)
-	return append(dst, fields.Pairs()...), true
+	return append(dst, fields.Pairs()...), true, true
 }
