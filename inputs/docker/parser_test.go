@@ -49,3 +49,30 @@ func TestParserNginx(t *testing.T) {
 		t.Fatalf("parse failures counted %d, want 1", n)
 	}
 }
+
+// TestTagLabelBeforeField is issue 12.7's safe form of routing by log type:
+// the tag takes the operator's container label, and the payload's field
+// (which any process in any container can write) only for a container
+// without the label. A container labelled "app" cannot claim "audit".
+func TestTagLabelBeforeField(t *testing.T) {
+	h := newHarness(t)
+	labelled := h.container(idA, "/shop", map[string]string{"logging.sluice.dev/type": "app"})
+	plain := h.container(idB, "/legacy", nil)
+	tailtest.AppendFile(t, labelled, jl(`{"log_type":"audit","msg":"forged"}`+"\n", "stdout"))
+	tailtest.AppendFile(t, plain, jl(`{"log_type":"audit","msg":"legacy audit"}`+"\n", "stdout"))
+	cfg := testCfg(h.root)
+	cfg.ParseJSON = true
+	cfg.Tag = "{label:logging.sluice.dev/type|field:log_type}.{name}"
+	stop := tailtest.Start(t, h.input(cfg))
+	evs := h.waitEvents(2)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]bool{}
+	for _, e := range evs {
+		tags[e.Tag] = true
+	}
+	if !tags["app.shop"] || !tags["audit.legacy"] || len(tags) != 2 {
+		t.Fatalf("tags %v, want app.shop (the label wins over the forged field) and audit.legacy (the field as fallback)", tags)
+	}
+}

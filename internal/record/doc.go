@@ -61,7 +61,9 @@
 // {annotation:KEY} is added (a pod annotation; {label:KEY} is then a pod
 // label). Unknown
 // placeholders, an unclosed '{' and an unmatched '}' are errors, so a typo
-// fails at start, not at the first event. Render appends the tag to a
+// fails at start, not at the first event. A placeholder may list
+// alternatives separated by '|', {label:logging.sluice.dev/type|field:log_type}:
+// the first that has a value renders. Render appends the tag to a
 // reused buffer, asking the caller's Values for each placeholder; one that
 // gets no value renders as "unknown".
 //

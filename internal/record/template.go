@@ -64,6 +64,9 @@ type Template struct {
 type part struct {
 	kind Kind
 	text []byte // literal text, or the KEY of {label:KEY} / {annotation:KEY} / {field:KEY}
+	// alts are the further alternatives of {a|b|c}: rendered in order
+	// while the previous ones give no value.
+	alts []part
 }
 
 // Compile parses a template such as "docker.{name}.{label:app}". Unknown
@@ -90,29 +93,46 @@ func Compile(s string, flags CompileFlags) (*Template, error) {
 		if j < 0 {
 			return nil, fmt.Errorf("tag template %q: unclosed '{'", s)
 		}
-		name := rest[i+1 : i+j]
+		names := strings.Split(rest[i+1:i+j], "|")
 		rest = rest[i+j+1:]
-		p := part{kind: placeholderKind(name, flags)}
-		switch {
-		case p.kind == Tag && flags&AllowTag == 0:
-			return nil, fmt.Errorf("tag template %q: {tag} is not available here (want %s)", s, want(flags))
-		case p.kind != Literal:
-		case strings.HasPrefix(name, "label:") && len(name) > len("label:"):
-			p = part{kind: Label, text: []byte(name[len("label:"):])}
-		case flags&AllowKube != 0 && strings.HasPrefix(name, "annotation:") && len(name) > len("annotation:"):
-			p = part{kind: Annotation, text: []byte(name[len("annotation:"):])}
-		case strings.HasPrefix(name, "field:") && len(name) > len("field:"):
-			p = part{kind: Field, text: []byte(name[len("field:"):])}
-			if !wanted(t.fields, p.text) {
-				t.fields = append(t.fields, p.text)
+		var p part
+		for k, name := range names {
+			a, err := t.placeholder(s, name, flags)
+			if err != nil {
+				return nil, err
 			}
-		default:
-			return nil, fmt.Errorf("tag template %q: unknown placeholder {%s} (want %s)", s, name, want(flags))
+			if k == 0 {
+				p = a
+			} else {
+				p.alts = append(p.alts, a)
+			}
 		}
 		t.parts = append(t.parts, p)
-		t.uses |= 1 << p.kind
 	}
 	return t, nil
+}
+
+// placeholder compiles one placeholder name (one alternative) of s.
+func (t *Template) placeholder(s, name string, flags CompileFlags) (part, error) {
+	p := part{kind: placeholderKind(name, flags)}
+	switch {
+	case p.kind == Tag && flags&AllowTag == 0:
+		return p, fmt.Errorf("tag template %q: {tag} is not available here (want %s)", s, want(flags))
+	case p.kind != Literal:
+	case strings.HasPrefix(name, "label:") && len(name) > len("label:"):
+		p = part{kind: Label, text: []byte(name[len("label:"):])}
+	case flags&AllowKube != 0 && strings.HasPrefix(name, "annotation:") && len(name) > len("annotation:"):
+		p = part{kind: Annotation, text: []byte(name[len("annotation:"):])}
+	case strings.HasPrefix(name, "field:") && len(name) > len("field:"):
+		p = part{kind: Field, text: []byte(name[len("field:"):])}
+		if !wanted(t.fields, p.text) {
+			t.fields = append(t.fields, p.text)
+		}
+	default:
+		return p, fmt.Errorf("tag template %q: unknown placeholder {%s} (want %s)", s, name, want(flags))
+	}
+	t.uses |= 1 << p.kind
+	return p, nil
 }
 
 var (
@@ -159,6 +179,9 @@ func (t *Template) Render(dst []byte, v Values) []byte {
 		n := len(dst)
 		if v != nil {
 			dst = v.AppendValue(dst, p.kind, p.text)
+			for k := 0; len(dst) == n && k < len(p.alts); k++ {
+				dst = v.AppendValue(dst, p.alts[k].kind, p.alts[k].text)
+			}
 		}
 		if len(dst) == n {
 			dst = append(dst, Unknown...)

@@ -27,6 +27,12 @@ func TestTemplateRender(t *testing.T) {
 		"field":      {"{field:level}.{field:code}.{field:x}", "warn.503.unknown"},
 		"literal":    {"plain", "plain"},
 		"brace text": {"a-{name}-b", "a-web-b"},
+		// Alternatives: the first that has a value (the safe form of
+		// routing by log type: the operator's label, the payload field
+		// only as a fallback).
+		"alt first":    {"{label:app|field:level}", "shop"},
+		"alt fallback": {"{label:type|field:level}", "warn"},
+		"alt none":     {"{label:type|field:x|label:y}.z", "unknown.z"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -42,6 +48,24 @@ func TestTemplateRender(t *testing.T) {
 	tpl, _ := Compile("a.{name}.{field:x}", 0)
 	if got := tpl.Render(nil, nil); string(got) != "a.unknown.unknown" {
 		t.Fatalf("nil values: %q", got)
+	}
+}
+
+func TestCompileAlternatives(t *testing.T) {
+	tpl, err := Compile("{label:logging.type|field:log_type}.{name}", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tpl.Uses(Label) || !tpl.Uses(Field) || !tpl.Uses(Name) {
+		t.Fatal("uses of the alternatives not recorded")
+	}
+	if keys := tpl.FieldKeys(); len(keys) != 1 || string(keys[0]) != "log_type" {
+		t.Fatalf("FieldKeys %q", keys)
+	}
+	for _, bad := range []string{"{label:a|bogus}", "{label:a|}", "{|name}", "{tag|name}"} {
+		if _, err := Compile(bad, 0); err == nil {
+			t.Errorf("%q compiled", bad)
+		}
 	}
 }
 
