@@ -49,6 +49,10 @@ const stateVersion = 1
 //	{"version":1,"files":[{"container_id":"…","path":"…","fingerprint":"<sha256 hex>",
 //	  "fingerprint_len":1024,"offset":12345,"size":20000,"dev":2049,"ino":1234,
 //	  "last_seen":1700000000}]}
+//
+// While a stream holds a group (partial or multiline) and other lines
+// after its start were handed off, the entry also has "read" and
+// "streams": [{"stream":"stderr","offset":12400}] (see savedFile).
 type stateFile struct {
 	Version int `json:"version"`
 	// Gen is the last publication the snapshot covers; journal records
@@ -74,6 +78,15 @@ type savedFile struct {
 	// Offset is the handed-off offset: every line before it is in the
 	// queues (and was fsynced by Router.Sync before this file was written).
 	Offset int64 `json:"offset"`
+	// Read and Streams say which lines after Offset were handed off too
+	// (Read 0: none): a line of a stream listed in Streams was if it
+	// starts before that stream's offset, a line of another stream (or a
+	// malformed one) if it starts before Read. Offset stays at the start
+	// of a group a stream holds; a restart reads on from it and skips
+	// what was handed off. Streams is never changed in place: a new slice
+	// replaces it (the checkpoint goroutine reads copies of the entry).
+	Read    int64        `json:"read,omitempty"`
+	Streams *[]streamOff `json:"streams,omitempty"`
 	// Size is the last known size, for the loss estimate of a file that
 	// disappears before it was read.
 	Size int64 `json:"size"`
@@ -89,8 +102,10 @@ var errCorruptState = errors.New("corrupt offsets file")
 
 // committed is one file's new committed offset after a successful Flush.
 type committed struct {
-	f   *file
-	off int64
+	f       *file
+	off     int64
+	read    int64        // savedFile.Read
+	streams *[]streamOff // savedFile.Streams
 }
 
 // commitFlushed is where offsets move forward: it is called once per
@@ -105,6 +120,10 @@ func (t *Tail) commitFlushed(cs []committed) {
 		f := c.f
 		f.commit = c.off
 		f.saved.Offset = c.off
+		f.saved.Read, f.saved.Streams = 0, nil
+		if c.read > c.off {
+			f.saved.Read, f.saved.Streams = c.read, c.streams
+		}
 		f.saved.Size = max(f.size, f.readOff)
 		t.pos.rec = append(t.pos.rec, t.entryLocked(f))
 	}
@@ -116,9 +135,11 @@ func (t *Tail) commitFlushed(cs []committed) {
 // resetCommitted moves f's committed offset back to off (a known file
 // found shorter than its offset is read again from the start).
 func (t *Tail) resetCommitted(f *file, off int64) {
+	f.clearSkip()
 	t.mu.Lock()
 	f.commit = off
 	f.saved.Offset = off
+	f.saved.Read, f.saved.Streams = 0, nil
 	t.gen++
 	t.pos.rec = append(t.pos.rec[:0], t.entryLocked(f))
 	t.journalLocked()
@@ -384,12 +405,19 @@ func (t *Tail) restore(saved []savedFile) {
 			s = t.addSource(sv.ContainerID)
 		}
 		t.seq++
-		s.files = append(s.files, &file{
+		f := &file{
 			src: s, seq: t.seq, path: sv.Path, rank: maxRank, gone: true,
 			dev: sv.Dev, ino: sv.Ino, size: sv.Size, fp: fp,
 			readOff: sv.Offset, commit: sv.Offset,
 			lastSeen: time.Unix(sv.LastSeen, 0), saved: sv, pubFP: fp,
-		})
+		}
+		if sv.Read > sv.Offset {
+			f.skipHi = sv.Read
+			if sv.Streams != nil {
+				f.skip = *sv.Streams
+			}
+		}
+		s.files = append(s.files, f)
 	}
 	t.reorder()
 }

@@ -47,6 +47,8 @@ func (t *Tail) Rewind() {
 			if f.f != nil {
 				f.readOff, f.commit, f.long = 0, 0, nil
 				clear(f.partials)
+				t.dropJoiners(f)
+				f.clearSkip()
 			}
 		}
 	}

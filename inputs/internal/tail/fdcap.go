@@ -269,11 +269,11 @@ func parkable(f *file) bool {
 	return f.f != nil && f.live && !f.gone && !f.truncated && f.long == nil && f.readOff >= f.size
 }
 
-// idleBefore orders the files to park: those with no pending partial
-// group first (a parked one still expires after PartialFlushTimeout),
+// idleBefore orders the files to park: those with no pending partial or
+// multiline group first (a parked one still expires after its timeout),
 // then the least recently active.
 func idleBefore(a, b *file) bool {
-	pa, pb := a.pendingPartials(), b.pendingPartials()
+	pa, pb := a.holding(), b.holding()
 	if pa != pb {
 		return pb
 	}

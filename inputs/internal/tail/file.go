@@ -50,11 +50,13 @@ type file struct {
 
 	// readOff is the end of the last consumed byte. commit is the
 	// handed-off offset: every line before it was accepted by Writer.Flush.
-	// It trails readOff while a partial group or a long line is pending.
+	// It trails readOff while a partial group, a multiline group or a
+	// long line is pending.
 	readOff int64
 	commit  int64
 
 	partials  []partial
+	joiners   []joiner // multiline, one per stream (multiline.go); nil without
 	long      LongLine // the physical line being streamed, or nil
 	longStart int64    // file offset of long's first byte
 
@@ -72,8 +74,14 @@ type file struct {
 	parked    bool
 	evictSkip uint64 // parkIdle search that found it not parkable
 	truncated bool   // the scan found the content behind the fd replaced
-	matched   bool   // scratch for the scan
-	touched   bool   // in Tail.touched
+	// skipHi and skip say which lines past the committed offset an
+	// earlier run already handed off (restored from the saved entry's
+	// Read and Streams): a line of stream s starting before its bound
+	// (skip's, else skipHi) is not emitted again. 0: nothing to skip.
+	skipHi  int64
+	skip    []streamOff
+	matched bool // scratch for the scan
+	touched bool // in Tail.touched
 
 	saved savedFile // guarded by Tail.mu
 }

@@ -15,23 +15,36 @@ type partial struct {
 	stream    []byte
 	buf       []byte // joined content, at most MaxLineBytes
 	start     int64  // file offset of the group's first line
+	end       int64  // file offset after its last line
 	time      int64  // the first line's
 	deadline  time.Time
 }
 
 // handoff is the offset that may be committed once what was read is
-// flushed: never past the start of an incomplete group or physical line.
+// flushed: never past the start of an incomplete group (partial or
+// multiline) or physical line.
 func (f *file) handoff() int64 {
-	off := f.readOff
-	if f.long != nil {
-		off = min(off, f.longStart)
-	}
+	off := f.parsed()
 	for i := range f.partials {
 		if f.partials[i].active {
 			off = min(off, f.partials[i].start)
 		}
 	}
+	for i := range f.joiners {
+		if p, ok := f.joiners[i].j.Pending(); ok {
+			off = min(off, p)
+		}
+	}
 	return off
+}
+
+// parsed is the offset before which every physical line was parsed and
+// handed to join: the read offset, or the start of a long line.
+func (f *file) parsed() int64 {
+	if f.long != nil {
+		return min(f.readOff, f.longStart)
+	}
+	return f.readOff
 }
 
 // partialFor returns the active group of stream, or nil.
@@ -69,22 +82,31 @@ func (f *file) pendingPartials() bool {
 	return false
 }
 
-// join handles one parsed physical line that started at file offset start:
-// a partial line opens or extends its stream's group, a complete one ends
-// it (or is emitted alone). The group takes the first line's time.
-func (t *Tail) join(f *file, l *Line, start int64) {
+// holding reports whether f holds lines not emitted yet: a partial or a
+// multiline group.
+func (f *file) holding() bool { return f.pendingPartials() || f.heldGroups() }
+
+// join handles one parsed physical line that started at file offset start
+// and ended before end: a partial line opens or extends its stream's
+// group, a complete one ends it (or is emitted alone). The group takes the
+// first line's time. A line an earlier run already handed off (f.skip) is
+// dropped.
+func (t *Tail) join(f *file, l *Line, start, end int64) {
+	if start < f.skipHi && f.skipped(l.Stream, start) {
+		return
+	}
 	if !l.HasTime {
 		l.Time, l.HasTime = t.now.UnixNano(), true
 	}
 	p := f.partialFor(l.Stream)
 	if p == nil {
 		if !l.Partial {
-			t.emit(f, l, start)
+			t.emit(f, l, start, end)
 			return
 		}
 		if p = f.newPartial(l.Stream); p == nil {
 			// Too many concurrent groups: emit the piece as a line.
-			t.emit(f, l, start)
+			t.emit(f, l, start, end)
 			return
 		}
 		p.active, p.truncated = true, false
@@ -101,6 +123,7 @@ func (t *Tail) join(f *file, l *Line, start int64) {
 	if l.Truncated {
 		p.truncated = true
 	}
+	p.end = end
 	if l.Partial {
 		p.deadline = t.now.Add(t.partialTO)
 		return
@@ -114,14 +137,15 @@ func (t *Tail) emitPartial(f *file, p *partial) {
 	p.active = false
 	t.activePartials--
 	t.line = Line{Content: p.buf, Stream: p.stream, Time: p.time, HasTime: true, Truncated: p.truncated}
-	t.emit(f, &t.line, p.start)
+	t.emit(f, &t.line, p.start, p.end)
 	if cap(p.buf) > keepBufCap {
 		p.buf = nil
 	}
 }
 
-// expirePartials emits the groups that saw no continuation for
-// PartialFlushTimeout, then flushes.
+// expirePartials emits the partial groups that saw no continuation for
+// PartialFlushTimeout, lets the multiline joiners emit their idle groups
+// (FlushTimeout), then flushes.
 func (t *Tail) expirePartials(ctx context.Context) error {
 	t.now = time.Now()
 	for _, s := range t.order {
@@ -131,6 +155,9 @@ func (t *Tail) expirePartials(ctx context.Context) error {
 					t.touch(f)
 					t.emitPartial(f, p)
 				}
+			}
+			if len(f.joiners) > 0 {
+				t.flushJoiners(f, false)
 			}
 		}
 	}

@@ -160,13 +160,13 @@ func (t *Tail) split(f *file, data []byte, short bool) int {
 			}
 			if short && !f.live && f.sealed {
 				// The last line of a finished file lacks its "\n".
-				t.physical(f, data[pos:], f.readOff)
+				t.physical(f, data[pos:], f.readOff, f.readOff+int64(len(data)-pos))
 				f.readOff += int64(len(data) - pos)
 				pos = len(data)
 			}
 			break
 		}
-		t.physical(f, data[pos:pos+i], f.readOff)
+		t.physical(f, data[pos:pos+i], f.readOff, f.readOff+int64(i+1))
 		f.readOff += int64(i + 1)
 		pos += i + 1
 	}
@@ -189,8 +189,8 @@ func (t *Tail) feedLong(f *file, p []byte) int {
 }
 
 // physical handles one physical line b (without "\n") that started at file
-// offset start.
-func (t *Tail) physical(f *file, b []byte, start int64) {
+// offset start and ended before end.
+func (t *Tail) physical(f *file, b []byte, start, end int64) {
 	t.nLines++
 	if record.SkipWS(b, 0) == len(b) {
 		return // blank line: nothing to keep
@@ -199,7 +199,7 @@ func (t *Tail) physical(f *file, b []byte, start int64) {
 		t.malformed(f, b, false, start, err)
 		return
 	}
-	t.join(f, &t.line, start)
+	t.join(f, &t.line, start, end)
 }
 
 // finishLong completes the long line of f.
@@ -212,11 +212,13 @@ func (t *Tail) finishLong(f *file) {
 		t.malformed(f, t.line.Content, t.line.Truncated, f.longStart, err)
 		return
 	}
-	t.join(f, &t.line, f.longStart)
+	t.join(f, &t.line, f.longStart, f.readOff)
 }
 
 // finish emits what is pending for a file that reached its end and will
-// not grow: a long line without its "\n", then the partial groups.
+// not grow: a long line without its "\n", then the partial groups, then
+// the multiline groups (a trace cut by a rotation ends here: the rest,
+// in the next file, is a group of its own).
 func (t *Tail) finish(f *file) {
 	if f.long != nil {
 		t.finishLong(f)
@@ -225,6 +227,10 @@ func (t *Tail) finish(f *file) {
 		if f.partials[i].active {
 			t.emitPartial(f, &f.partials[i])
 		}
+	}
+	if len(f.joiners) > 0 {
+		t.flushJoiners(f, true)
+		t.dropJoiners(f)
 	}
 }
 

@@ -326,7 +326,7 @@ func (t *Tail) sweep(s *source, now time.Time, deferred bool) {
 				t.unpark(f, false)
 				f.gone = true
 				t.countLost(f)
-				if now.Sub(f.lastSeen) > forgetAfter && !f.pendingPartials() {
+				if now.Sub(f.lastSeen) > forgetAfter && !f.holding() {
 					t.gen++
 					continue
 				}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/sluice-agent/sluice/internal/multiline"
 	"github.com/sluice-agent/sluice/pipeline"
 )
 
@@ -67,8 +69,13 @@ type Config struct {
 	// larger value. At the cap, idle files are closed and reopened when
 	// they change (see "Open files" in the package doc).
 	MaxOpenFiles int
-	Format       Format
-	Layout       Layout
+	// Multiline, if not nil, joins the lines of one message (a stack
+	// trace) per file and stream, after partial joining (see "Multiline"
+	// in the package doc). Its MaxBytes is at most MaxLineBytes; 0 means
+	// min(multiline.DefaultMaxBytes, MaxLineBytes).
+	Multiline *multiline.Config
+	Format    Format
+	Layout    Layout
 	// Log may be nil (discard); Metrics may be nil (a private set).
 	Log     *slog.Logger
 	Metrics *metrics.Set
@@ -86,7 +93,8 @@ type Tail struct {
 	ckptEvery  time.Duration
 	partialTO  time.Duration
 	rotateWait time.Duration
-	startAtEnd bool // no offsets file existed and Config.StartAtEnd
+	ml         *multiline.Config // nil: no multiline joining
+	startAtEnd bool              // no offsets file existed and Config.StartAtEnd
 	format     Format
 	layout     Layout
 	filter     SourceFilter // the Layout's, or nil: every source
@@ -113,6 +121,10 @@ type Tail struct {
 	touched        []*file
 	commits        []committed
 	activePartials int
+	mlHeld         int // joiners holding lines (joiner.held)
+	mlOut          []multiline.Event
+	mlLine         Line
+	bounds         []streamBound
 	rotWaiting     int // rotated files at their end, waiting to be sealed
 	openFiles      int // descriptors held on log files (tokens of fds)
 	now            time.Time
@@ -166,6 +178,7 @@ type Tail struct {
 
 type tailMetrics struct {
 	lines, bytes, parseErrors, truncated, joins, rotations, lost *metrics.Counter
+	mlGroups, mlTruncated, mlTimeouts                            *metrics.Counter
 	refusedOutside, refusedNotRegular                            *metrics.Counter
 	closedIdle, reopened, deferred                               *metrics.Counter
 	files, open, openLimit                                       *metrics.Gauge
@@ -201,6 +214,20 @@ func New(cfg Config, r *pipeline.Router) (*Tail, error) {
 	}
 	if t.rotateWait <= 0 {
 		t.rotateWait = DefaultRotateWait
+	}
+	if cfg.Multiline != nil {
+		mc := *cfg.Multiline
+		mc.Rules, mc.User = slices.Clone(mc.Rules), slices.Clone(mc.User)
+		switch {
+		case mc.MaxBytes == 0:
+			mc.MaxBytes = min(multiline.DefaultMaxBytes, t.maxLine)
+		case mc.MaxBytes > t.maxLine:
+			mc.MaxBytes = t.maxLine
+		}
+		if _, err := multiline.New(mc); err != nil {
+			return nil, err
+		}
+		t.ml = &mc
 	}
 	t.filter, _ = cfg.Layout.(SourceFilter)
 	for _, r := range cfg.AllowedRoots {
@@ -261,6 +288,9 @@ func newMetrics(set *metrics.Set, id string) tailMetrics {
 		parseErrors: set.GetOrCreateCounter("sluice_input_parse_errors_total" + lbl),
 		truncated:   set.GetOrCreateCounter("sluice_input_truncated_lines_total" + lbl),
 		joins:       set.GetOrCreateCounter("sluice_input_partial_joins_total" + lbl),
+		mlGroups:    set.GetOrCreateCounter("sluice_input_multiline_groups_total" + lbl),
+		mlTruncated: set.GetOrCreateCounter("sluice_input_multiline_truncated_total" + lbl),
+		mlTimeouts:  set.GetOrCreateCounter("sluice_input_multiline_timeouts_total" + lbl),
 		rotations:   set.GetOrCreateCounter("sluice_input_rotations_total" + lbl),
 		lost:        set.GetOrCreateCounter("sluice_input_files_lost_bytes_total" + lbl),
 		files:       set.GetOrCreateGauge("sluice_input_files_tracked"+lbl, nil),
@@ -308,8 +338,9 @@ func (t *Tail) Run(ctx context.Context) error {
 	t.readLoop(ctx)
 	t.watch.close()
 
-	// Hand off what was read; a pending partial group is not emitted (its
-	// offset was not committed, so it is read again at the next start).
+	// Hand off what was read; a pending partial or multiline group is not
+	// emitted (its offset was not committed, so it is read again at the
+	// next start, where what was handed off after it is skipped).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.finalFlush)
 	flushErr := t.flush(fctx)
 	cancel()
@@ -328,7 +359,7 @@ func (t *Tail) Run(ctx context.Context) error {
 
 // readLoop is the reader goroutine: it scans, handles inotify events,
 // serves dirty sources round-robin, expires dangling partial lines and
-// sleeps when everything is idle, until an event, a poll or a scan is due.
+// idle multiline groups, and sleeps when everything is idle, until an event, a poll or a scan is due.
 func (t *Tail) readLoop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -359,7 +390,7 @@ func (t *Tail) readLoop(ctx context.Context) {
 			t.dueRotations(now)
 		}
 		more := t.round(ctx)
-		if !t.stalled && t.activePartials > 0 {
+		if !t.stalled && (t.activePartials > 0 || t.mlHeld > 0) {
 			if err := t.expirePartials(ctx); err != nil {
 				t.flushFailed(err)
 			}
@@ -368,7 +399,7 @@ func (t *Tail) readLoop(ctx context.Context) {
 			continue
 		}
 		wake := nextScan
-		if polling || t.activePartials > 0 || t.rotWaiting > 0 {
+		if polling || t.activePartials > 0 || t.mlHeld > 0 || t.rotWaiting > 0 {
 			wake = minTime(wake, now.Add(idleSleep))
 		}
 		if d := time.Until(wake); d > 0 {
