@@ -48,6 +48,7 @@ type Router struct {
 	routed     []*metrics.Counter
 	tooLarge   []*metrics.Counter
 	log        *slog.Logger
+	swap       *Swap // set once by NewSwap or Swap.Store (swap.go)
 }
 
 type route struct {
@@ -136,6 +137,7 @@ func (r *Router) maxEntries(o, tagLen int) int {
 // that acknowledge data to a client refuse larger events before the ack,
 // so that no later stage refuses what was acknowledged.
 func (r *Router) MaxEventBytes(tagLen int) int {
+	r = r.current() // swap.go
 	n := math.MaxInt
 	for o := range r.queues {
 		n = min(n, r.maxEntries(o, tagLen))
@@ -145,6 +147,9 @@ func (r *Router) MaxEventBytes(tagLen int) int {
 
 // Sync makes every queue durable. Inputs call it before committing offsets.
 func (r *Router) Sync() error {
+	if r.swap != nil {
+		return r.swap.sync() // swap.go
+	}
 	var errs []error
 	for i, q := range r.queues {
 		if err := q.Sync(); err != nil {

@@ -32,6 +32,7 @@ type Writer struct {
 	outs    []int      // scratch
 	entry   []byte     // the current event encoded once, copied per output
 	byField bool
+	f       follower // the Router's Swap, if any (swap.go)
 }
 
 type tagState struct {
@@ -78,6 +79,9 @@ func (r *Router) NewWriter() *Writer {
 // that can tell their client, like the forward input, check
 // Router.MaxEventBytes first).
 func (w *Writer) Add(ev *Event) bool {
+	if !w.f.dirty {
+		w.follow() // a batch starts (swap.go)
+	}
 	ts := w.tags[string(ev.Tag)]
 	if ts == nil {
 		ts = &tagState{tag: append([]byte(nil), ev.Tag...), builders: make([]*builder, len(w.r.queues))}
@@ -186,6 +190,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	if len(w.tags) > maxCachedTags {
 		clear(w.tags)
 	}
+	w.settle()
 	return nil
 }
 
@@ -197,6 +202,9 @@ func (w *Writer) Flush(ctx context.Context) error {
 // they acknowledge data to a client.
 func (w *Writer) Sync() error {
 	var errs []error
+	if err := w.syncPrev(); err != nil {
+		errs = append(errs, err)
+	}
 	for o, m := range w.marks {
 		if m == 0 {
 			continue
@@ -250,5 +258,6 @@ func (w *Writer) Discard() int {
 	w.open = w.open[:0]
 	clear(w.sealed)
 	w.sealed = w.sealed[:0]
+	w.settle()
 	return n
 }
