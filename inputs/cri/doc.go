@@ -46,9 +46,10 @@
 // msgpack map with the docker input's conventions and the "kubernetes"
 // map of Fluent Bit's kubernetes filter (formats.md §7.2):
 //
-//	"log"        str  the message; P pieces joined up to their F; cut to
-//	                  MaxLineBytes (on a UTF-8 boundary). For a malformed
-//	                  line: the raw line.
+//	"log"        str  the message; P pieces joined up to their F; with
+//	                  multiline, a group's lines joined with "\n"; cut
+//	                  to MaxLineBytes (on a UTF-8 boundary). For a
+//	                  malformed line: the raw line (never joined).
 //	"stream"     str  "stdout" or "stderr" ("" for a malformed line)
 //	"kubernetes" map  "namespace_name", "pod_name", "pod_id" (the uid),
 //	                  "container_name", from the path ("" where an old
@@ -100,6 +101,25 @@
 // sluice_input_parse_errors_total, logged (rate-limited) and emitted raw
 // with an empty stream and the read time; reading goes on.
 //
+// # Multiline
+//
+// With multiline (CRIInput.Multiline, the "multiline:" section), the lines
+// of one message, such as a stack trace, are joined into one event per
+// container and stream, after the P pieces are joined and before the
+// hand-off (package tail, "Multiline"; the rules are internal/multiline's:
+// java, go, python, ruby, javascript, and custom start/continue regexps).
+// The joiner gets each line's message (an F line without its "\r"); the
+// event's "log" is the group's lines joined with "\n", its Time the first
+// line's, cut to max_bytes (default min(1 MiB, MaxLineBytes)). The
+// committed offset never passes the start of a line held in an open group:
+// after a restart or a crash the group is read again and emitted once,
+// whole, and the other stream's lines handed off meanwhile are not emitted
+// twice. A group is emitted when a line does not continue it,
+// flush_timeout (default 1 s) after its last line, or when its file is
+// finished: a trace cut by a rotation is two events, the first at the
+// rotated file's end. A group held when the agent stops is not emitted; it
+// is read again at the next start.
+//
 // # Tags
 //
 // CRIInput.Tag is compiled once (internal/record with AllowKube):
@@ -149,7 +169,8 @@
 //
 // # Metrics
 //
-// Those of package tail, with the label input="<id>".
+// Those of package tail, with the label input="<id>" (with multiline:
+// sluice_input_multiline_groups_total, _truncated_total, _timeouts_total).
 //
 // # Known limitations
 //
@@ -162,7 +183,7 @@
 //     lost, and counted (an estimate, from its last known size), never
 //     read from the .gz.
 //   - A line split across a rotation (its P pieces in two files) is
-//     emitted as two lines.
+//     emitted as two lines; so is a multiline group (two events).
 //   - Kubelet with cri-dockerd: <n>.log is a symlink into
 //     /var/lib/docker/containers holding Docker json-file lines. The link
 //     is refused (its target is outside the root) and that format is not

@@ -38,8 +38,10 @@
 // from Docker's fluentd log driver:
 //
 //	"log"            str  the line without its trailing "\n"; partial lines
-//	                      joined; cut to MaxLineBytes (on a UTF-8 boundary).
-//	                      For a malformed line: the raw JSON line.
+//	                      joined; with multiline, a group's lines joined
+//	                      with "\n" (no trailing "\n"); cut to MaxLineBytes
+//	                      (on a UTF-8 boundary). For a malformed line: the
+//	                      raw JSON line (never joined).
 //	"stream"         str  "stdout" or "stderr" ("" for a malformed line)
 //	"container_id"   str  full id, the name of the container directory
 //	"container_name" str  config.v2.json "Name" without its leading "/";
@@ -74,6 +76,26 @@
 // with the first chunk's time. A group with no continuation for
 // PartialFlushTimeout is emitted as it is.
 //
+// # Multiline
+//
+// With multiline (DockerInput.Multiline, the "multiline:" section), the
+// lines of one message, such as a stack trace, are joined into one event
+// per container and stream, after the chunks are joined and before the
+// hand-off (package tail, "Multiline"; the rules are internal/multiline's:
+// java, go, python, ruby, javascript, and custom start/continue regexps).
+// The joiner gets each line's message without its trailing "\n"; the
+// event's "log" is the group's lines joined with "\n", without a trailing
+// "\n" (as every "log" of this input), its Time the first line's, cut to
+// max_bytes (default min(1 MiB, MaxLineBytes)). The committed offset never
+// passes the start of a line held in an open group: after a restart or a
+// crash the group is read again and emitted once, whole, and the other
+// stream's lines handed off meanwhile are not emitted twice. A group is
+// emitted when a line does not continue it, flush_timeout (default 1 s)
+// after its last line, or when its file is finished: a trace cut by a
+// rotation is two events, the first at the rotated file's end. A group
+// held when the agent stops is not emitted; it is read again at the next
+// start.
+//
 // # Tags
 //
 // DockerInput.Tag is compiled once (internal/record, as is the payload
@@ -86,7 +108,8 @@
 //
 // # Metrics
 //
-// Those of package tail, with the label input="<id>".
+// Those of package tail, with the label input="<id>" (with multiline:
+// sluice_input_multiline_groups_total, _truncated_total, _timeouts_total).
 //
 // # Known limitations
 //
@@ -97,7 +120,7 @@
 //     compression removed it; one compressed while the agent was stopped is
 //     lost, and counted (as an estimate from its last known size).
 //   - A line split across a rotation (its chunks in two files) is emitted
-//     as two lines.
+//     as two lines; so is a multiline group (two events).
 //   - Only regular files under the root are read: a <id>-json.log that
 //     is a symlink out of the root (or a FIFO, a device, a symlinked
 //     container directory leading out of it) is refused, logged once and

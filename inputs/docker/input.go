@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-agent/sluice/config"
 	"github.com/sluice-agent/sluice/inputs/internal/tail"
+	"github.com/sluice-agent/sluice/internal/multiline"
 	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
@@ -70,17 +71,19 @@ func New(id string, cfg config.DockerInput, dataDir string, r *pipeline.Router, 
 	if in.tpl, err = record.Compile(tag, 0); err != nil {
 		return nil, fmt.Errorf("docker input %s: %w", id, err)
 	}
+	maxLine := orDefault(cfg.MaxLineBytes, DefaultMaxLineBytes)
 	in.t, err = tail.New(tail.Config{
 		ID:                  id,
 		Root:                orDefault(cfg.Root, DefaultRoot),
 		DataDir:             dataDir,
-		MaxLineBytes:        orDefault(cfg.MaxLineBytes, DefaultMaxLineBytes),
+		MaxLineBytes:        maxLine,
 		PollInterval:        orDefault(cfg.PollInterval, DefaultPollInterval),
 		CheckpointInterval:  orDefault(cfg.CheckpointInterval, DefaultCheckpointInterval),
 		PartialFlushTimeout: orDefault(cfg.PartialFlushTimeout, DefaultPartialFlushTimeout),
 		RotateWait:          cfg.RotateWait, // 0: tail.DefaultRotateWait
 		MaxOpenFiles:        cfg.MaxOpenFiles,
 		StartAtEnd:          cfg.ReadFromHead != nil && !*cfg.ReadFromHead,
+		Multiline:           multilineConfig(cfg.Multiline, maxLine),
 		Format:              &in.parser,
 		Layout:              layout{in},
 		Log:                 log, // the agent labels it input=<id>
@@ -90,6 +93,19 @@ func New(id string, cfg config.DockerInput, dataDir string, r *pipeline.Router, 
 		return nil, fmt.Errorf("docker input %s: %w", id, err)
 	}
 	return in, nil
+}
+
+// multilineConfig is the joiners' configuration of the multiline section
+// (nil: none), max_bytes defaulting to min(1 MiB, max_line_bytes).
+func multilineConfig(m *config.Multiline, maxLine int) *multiline.Config {
+	if m == nil {
+		return nil
+	}
+	c := m.JoinerConfig()
+	if c.MaxBytes == 0 {
+		c.MaxBytes = min(multiline.DefaultMaxBytes, maxLine)
+	}
+	return &c
 }
 
 func orDefault[T comparable](v, def T) T {

@@ -111,8 +111,9 @@ type committed struct {
 // commitFlushed is where offsets move forward: it is called once per
 // successful Flush that handed off lines, on the reader goroutine, with
 // every file whose lines were in it and its new committed offset (never
-// past a pending partial group or long line). It publishes them for the
-// next checkpoint and records them in the journal.
+// past a pending partial group, held multiline line or long line), with
+// the per-stream bounds of what was handed off past it (commitState). It
+// publishes them for the next checkpoint and records them in the journal.
 func (t *Tail) commitFlushed(cs []committed) {
 	t.mu.Lock()
 	t.pos.rec = t.pos.rec[:0]

@@ -1,7 +1,8 @@
 // Package tail follows the log files of one file input (Docker json-file,
 // later Kubernetes CRI) and hands their lines to the pipeline: discovery,
 // file identity, rotation, reading, partial-line joining, the transactional
-// hand-off and the offsets checkpoint. An input supplies three hooks
+// hand-off and the offsets checkpoint, and optionally multiline joining
+// (Config.Multiline, package internal/multiline). An input supplies three hooks
 // (hooks.go): a Format that parses its physical lines, a Layout that says
 // which files under its root belong to which source and in which order,
 // and per source a Source that builds the records and tags. A Layout may
@@ -18,7 +19,8 @@
 //     Flush keeps its events in the Writer; the reader retries that Flush
 //     with back-off before it reads anything else, so no line read is ever
 //     dropped or skipped. The handed-off offset never passes the start of
-//     an incomplete partial group or of a physical line still being read.
+//     an incomplete partial group, of a line held in an open multiline
+//     group (the joiner's Pending) or of a physical line still being read.
 //     The checkpoint goroutine snapshots the handed-off offsets, calls
 //     Router.Sync (fsync of every queue) and only then writes the offsets
 //     file: what survives power loss. A crash never skips a line.
@@ -30,6 +32,17 @@
 //     nothing the queues already hold; after a reboot it resumes from the
 //     checkpoint (duplicates: at most one CheckpointInterval of lines).
 //     See checkpoint.go for how the two are kept consistent.
+//   - Held lines are read again, and only they. While one stream holds a
+//     group (partial or multiline) the others go on: their lines after
+//     the group's start are handed off while the committed offset waits
+//     at that start. The saved entry then also records, per holding
+//     stream, where its handed-off lines end ("read" and "streams" in
+//     checkpoint.go); a restart (or a crash, through the journal) reads
+//     from the committed offset and skips, per stream, the lines before
+//     that bound, so the held group is read again and emitted once,
+//     whole, and no line of the other streams twice. A group held at
+//     shutdown is not emitted: the lines written while stopped may
+//     continue it.
 //   - Files are identified by a fingerprint: the first 1 KiB (fewer while
 //     the file is shorter; an empty file is not tracked until it has data),
 //     prefix-matched. Path, device and inode are hints only. An open file
@@ -44,7 +57,9 @@
 //     of them), so lines keep their order per source, also after a restart
 //     that finds rotations made while stopped. A file that is no longer
 //     rank 0 (live) is finished at its end (its last line emitted without
-//     "\n", its pending partial groups emitted) and closed only once it is
+//     "\n", its pending partial and multiline groups emitted: a trace cut
+//     by a rotation is two events, the second from the newer file) and
+//     closed only once it is
 //     sealed: the runtime writes to its old descriptor until it reopens
 //     (the kubelet renames, then asks containerd to reopen), so a renamed
 //     file is sealed when a newer file of its source has data (checked
@@ -71,7 +86,10 @@
 //     is streamed to the Format (see Long lines) and never held whole by
 //     the core; a joined or single line is cut to MaxLineBytes. Per file,
 //     only pending partial groups (at most MaxLineBytes each, at most 4,
-//     one per stream) are held.
+//     one per stream) and, with multiline, one joiner per stream (at most
+//     4; a group holds at most MaxBytes <= MaxLineBytes, a joiner about
+//     twice that, buffers over 64 KiB freed after use; dropped when the
+//     file is finished) are held.
 //   - Only regular files under the allowed roots are read
 //     (Config.AllowedRoots, by default the root alone). A log file that is
 //     a symlink is resolved (filepath.EvalSymlinks) and read only if its
@@ -228,11 +246,41 @@
 // emitted raw, with an empty stream and the read time; blank lines are
 // skipped.
 //
+// # Multiline
+//
+// With Config.Multiline, each line coming out of partial joining (cut to
+// MaxLineBytes) goes to the joiner of its file and stream
+// (internal/multiline; created on the stream's first line, at most 4 per
+// file, a fifth stream's lines pass alone), tagged with its start offset
+// (a partial group's first piece's) and the offset after it. What the
+// joiner emits takes the line's place: Source.Event builds the record of
+// each event, its Content the group's lines joined with "\n", its time
+// the first line's; a line no rule takes passes through in the same call,
+// without a copy or an allocation. Malformed lines are never joined.
+//
+//   - The committed offset stays at or before every joiner's Pending (see
+//     the invariants: held lines are read again after a restart, and
+//     only they).
+//   - FlushTimeout: the reader calls Flush on every joiner of every file
+//     where it expires partial groups, at least every 100 ms while a
+//     group is held (the loop wakes for it as for partial groups), so a
+//     group is emitted between FlushTimeout and FlushTimeout + 100 ms
+//     after its last line, parked files included.
+//   - A file finished (no longer live, sealed and read to its end) has its
+//     groups flushed at once (Flush with force) after its partial groups,
+//     and its joiners dropped; the newer file starts with new ones.
+//   - MaxBytes defaults to min(1 MiB, MaxLineBytes) and is cut to
+//     MaxLineBytes: a group is never longer than a line may be.
+//
 // # Metrics
 //
 // With the label input="<id>": sluice_input_lines_total (physical lines),
 // sluice_input_bytes_total, sluice_input_parse_errors_total,
 // sluice_input_truncated_lines_total, sluice_input_partial_joins_total,
+// with multiline sluice_input_multiline_groups_total (events of two lines
+// or more), sluice_input_multiline_truncated_total (groups cut at
+// MaxBytes or MaxLines, the rest of them dropped) and
+// sluice_input_multiline_timeouts_total (groups emitted by FlushTimeout),
 // sluice_input_rotations_total, sluice_input_files_lost_bytes_total,
 // sluice_input_files_refused_total (with reason="symlink_outside_root" or
 // "not_regular"; see the invariants), for the open files cap
@@ -247,10 +295,15 @@
 //
 //   - A file created and deleted before the reader handles its create
 //     event (or, unwatched, between two scans) is never seen.
-//   - While a partial group is pending, the committed offset stays at its
-//     start, so after a crash lines of the other stream read in the
-//     meantime are emitted again. A dangling partial at shutdown is not
-//     emitted; it is re-read at the next start.
+//   - While a partial or multiline group is pending, the committed offset
+//     stays at its start: a restart re-reads (and skips, see the
+//     invariants) the other streams' lines since. A dangling partial or a
+//     held group at shutdown is not emitted; it is re-read at the next
+//     start. After a reboot the checkpoint's bounds are used, which match
+//     its offset: what is re-read is at most one CheckpointInterval, as
+//     without groups.
+//   - A trace split across a rotation (its lines in two files) is emitted
+//     as two events: the rotated file's groups are flushed at its end.
 //   - A line split across a rotation (its pieces in two files) is emitted
 //     as two lines.
 //   - A rotated file already open is read to its end through its
