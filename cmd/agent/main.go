@@ -7,6 +7,10 @@
 //	agent demo                    tail the sample logs under examples/ with an
 //	                              embedded config and print a summary
 //	agent health [--addr A]       GET /healthz of a running agent; exit 0 if ok
+//	agent buffer ls|inspect|replay|drop
+//	                              the disk queues of a stopped agent
+//	agent top [--addr A]          live view of a running agent
+//	agent tap OUTPUT [--addr A]   a sample of live events as JSON lines
 //	agent version
 package main
 
@@ -49,6 +53,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "health":
 		return cmdHealth(args[1:], stdout, stderr)
+	case "buffer":
+		return cmdBuffer(args[1:], stdout, stderr) // buffer.go
+	case "top":
+		return cmdTop(args[1:], stdout, stderr) // top.go
+	case "tap":
+		return cmdTap(args[1:], stdout, stderr) // tap.go
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sluice", version)
 		return 0
@@ -75,6 +85,17 @@ commands:
   health [--addr ADDR | --config FILE] [--ready]
                           ask a running agent's /healthz (or /readyz); exit 0
                           when it answers 200, 1 otherwise
+  buffer ls|inspect|replay|drop
+                          the disk queues of a stopped agent: list them,
+                          print one as JSON lines, move one (or a
+                          dead-letter queue) into another output, delete
+                          one; agent buffer --help for the flags
+  top [--addr ADDR | --config FILE] [--interval 1s]
+                          live view of a running agent: events/s per input
+                          and output, queues, retries, drops, servers
+  tap OUTPUT|route:N [--addr ADDR | --config FILE] [-n 100] [--rate 100]
+                          stream a sample of the events a running agent
+                          stores for an output as JSON lines
   version                 print the version
 `)
 }
