@@ -396,9 +396,31 @@ func TestFullGood(t *testing.T) {
 		},
 		Routes: []Route{
 			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 293},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 296},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 296,
+				When: &Condition{All: []Condition{
+					{Field: "kubernetes.labels.app", Prefix: ptr("api")},
+					{Not: &Condition{Field: "log", Regex: ptr(`type=(debug|trace)\b`)}},
+					{Any: []Condition{
+						{Field: "stream", Equals: ptr("stderr")},
+						{Field: "trace_id", Exists: ptr(true)},
+						{Field: "log", Contains: ptr("audit")},
+					}},
+				}}},
 		},
 		DefaultOutput: "debug",
+		Processors: []Processor{
+			{ID: "no-health", Type: "drop", Match: "k8s.**", When: &Condition{Field: "log", Contains: ptr("GET /healthz")}, Line: 310},
+			{Type: "add", Fields: []ProcessorField{{Key: "env", Value: "prod"}, {Key: "node", Source: "hostname"}}, Line: 314},
+			{Type: "rename", Fields: []ProcessorField{{Key: "msg", To: "message"}}, Line: 318},
+			{Type: "remove", Keys: []string{"pad"}, Line: 320},
+			{Type: "keep", Keys: []string{"log", "stream", "kubernetes", "message", "env", "node"}, Line: 322},
+			{Type: "lift", Key: "kubernetes", Prefix: "k8s_", Line: 324},
+			{Type: "nest", Keys: []string{"env", "node"}, Key: "origin", Line: 327},
+			{Type: "rewrite_tag", Match: "k8s.**", When: &Condition{Field: "log", Regex: ptr("type=audit")}, Tag: "audit.{tag}", Line: 330},
+			{ID: "per-container", Type: "throttle", Per: "container", Rate: 1000, Burst: 2000, Sample: 100, Line: 334},
+			{Type: "redact", Keys: []string{"log", "message"}, Patterns: []string{"email", "credit_card", "jwt"},
+				Custom: []string{`password=\S+`}, Mask: "***", Line: 340},
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("full.good.yml differs at %s:\n%s\nwant\n%s", diff(c, want), spew(c), spew(want))

@@ -193,4 +193,7 @@ func clearLines(c *Config) {
 	for i := range c.Routes {
 		c.Routes[i].Line = 0
 	}
+	for i := range c.Processors {
+		c.Processors[i].Line = 0
+	}
 }

@@ -18,6 +18,9 @@ type Config struct {
 	Inputs  []Input  `yaml:"inputs"`
 	Outputs []Output `yaml:"outputs"`
 	Routes  []Route  `yaml:"routes"`
+	// Processors reshape, drop, re-tag, throttle and redact events, in
+	// order, before routing (see Processor).
+	Processors []Processor `yaml:"processors"`
 	// DefaultOutput receives events that match no route. Empty means such
 	// events are counted as unrouted and not stored.
 	DefaultOutput string `yaml:"default_output"`
@@ -113,14 +116,16 @@ type User struct {
 }
 
 // Route sends events whose tag matches Match (and, if set, whose record
-// field Field equals Value) to Outputs.
+// field Field equals Value, and for which When holds) to Outputs.
 type Route struct {
 	// Match is a Fluentd-style pattern: "app.*", "app.**", "{a,b}.*", "*".
 	// Several patterns may be separated by spaces.
-	Match   string   `yaml:"match"`
-	Field   string   `yaml:"field"`
-	Value   string   `yaml:"value"`
-	Outputs []string `yaml:"outputs"`
+	Match string `yaml:"match"`
+	Field string `yaml:"field"`
+	Value string `yaml:"value"`
+	// When is a condition on the record (see Condition).
+	When    *Condition `yaml:"when"`
+	Outputs []string   `yaml:"outputs"`
 	// Continue lets later routes also match (default false: first match wins).
 	Continue bool `yaml:"continue"`
 

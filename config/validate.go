@@ -35,6 +35,11 @@ func (c *Config) Validate() error {
 			lines[fmt.Sprintf("routes[%d]", i)] = r.Line
 		}
 	}
+	for i, p := range c.Processors {
+		if p.Line > 0 {
+			lines[fmt.Sprintf("processors[%d]", i)] = p.Line
+		}
+	}
 	if es := validate(c, lines, nil); len(es) > 0 {
 		return es.sorted()
 	}
@@ -116,7 +121,11 @@ func validate(c *Config, lines map[string]int, raw map[string]string) Errors {
 		if r.Field == "" && r.Value != "" {
 			v.errorf(p+".value", "set without field")
 		}
+		if r.When != nil {
+			v.checkCondition(p+".when", r.When)
+		}
 	}
+	v.checkProcessors(c.Processors)
 	if c.DefaultOutput != "" {
 		if _, ok := outIDs[c.DefaultOutput]; !ok {
 			v.errorf("default_output", "unknown output %s%s", v.q("default_output", c.DefaultOutput), v.didYouMean(c.DefaultOutput, outIDs))
