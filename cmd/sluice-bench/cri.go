@@ -22,6 +22,8 @@ type criMode struct {
 	root    string
 	conts   []*crigen.Container
 	payload int64
+	kube    *criKube  // -kube: the API stand-in (crikube.go)
+	check   *criCheck // this run's record check (crikube.go)
 }
 
 func (c *criMode) describe(o options) string {
@@ -29,8 +31,12 @@ func (c *criMode) describe(o options) string {
 	if o.gzip {
 		comp = "gzip level 1"
 	}
-	return fmt.Sprintf("mode cri: %d lines x %d B payload in 3 pod containers (CRI format, /var/log/pods layout) -> 3 forward outputs (require_ack, disk buffer fsync interval 1s, compression %s) -> 3 receivers",
-		o.lines, o.payload, comp)
+	meta := "path metadata only"
+	if o.kube {
+		meta = "Kubernetes metadata from an API stand-in (-kube)"
+	}
+	return fmt.Sprintf("mode cri: %d lines x %d B payload in 3 pod containers (CRI format, /var/log/pods layout; %s) -> 3 forward outputs (require_ack, disk buffer fsync interval 1s, compression %s) -> 3 receivers",
+		o.lines, o.payload, meta, comp)
 }
 
 func (c *criMode) prepare(dir string, o options) error {
@@ -55,6 +61,9 @@ func (c *criMode) prepare(dir string, o options) error {
 		}
 		c.conts = append(c.conts, ct)
 	}
+	if o.kube {
+		return c.startKube(dir)
+	}
 	return nil
 }
 
@@ -69,6 +78,9 @@ func (c *criMode) configYAML(dataDir string, addrs []string, o options) string {
 	i, j := strings.Index(y, "inputs:\n"), strings.Index(y, "outputs:\n")
 	in := fmt.Sprintf("inputs:\n  - id: pods\n    type: cri\n    root: %q\n    parse_json: %v\n    tag: %q\n    poll_interval: %q\n    checkpoint_interval: %q\n",
 		c.root, o.parseJSON, "{field:log_type}.{container}", (200 * time.Millisecond).String(), (500 * time.Millisecond).String())
+	if o.kube {
+		in += c.kubeYAML()
+	}
 	return y[:i] + in + y[j:]
 }
 

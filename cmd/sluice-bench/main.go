@@ -61,7 +61,9 @@ type options struct {
 	// parseJSON turns the docker input's parse_json on (off by default:
 	// routing by log_type reads the payload either way).
 	parseJSON bool
-	timeout   time.Duration
+	// kube turns mode cri's kubernetes section on (crikube.go).
+	kube    bool
+	timeout time.Duration
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -75,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.parseJSON, "parse-json", false, "merge each JSON payload's fields into the record (docker input parse_json)")
 	fs.BoolVar(&o.ack, "ack", false, "mode forward: every event asks for an ack and the client waits for it (Docker's fluentd-request-ack)")
 	fs.StringVar(&o.ackAfter, "ack-after", "", "mode forward: the forward input's ack_after (fsync, the default, or write)")
+	fs.BoolVar(&o.kube, "kube", false, "mode cri: pod metadata from an in-process Kubernetes API stand-in serving the generated pods (the cri input's kubernetes section)")
 	fs.BoolVar(&o.gzip, "gzip", false, "compress chunks with gzip (level 1) on the forward outputs")
 	fs.StringVar(&o.agent, "agent", "", "use this agent binary instead of building ./cmd/agent")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (generated logs, data dirs, agent logs)")
@@ -84,6 +87,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.lines < 3 || o.payload <= 0 || o.runs <= 0 {
 		fmt.Fprintln(stderr, "sluice-bench: -lines must be >= 3, -payload and -runs > 0")
+		return 2
+	}
+	if o.kube && o.mode != "cri" {
+		fmt.Fprintln(stderr, "sluice-bench: -kube needs -mode cri")
 		return 2
 	}
 	var w workload
@@ -183,6 +190,9 @@ func bench(o options, w workload, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "built agent in %v\n", time.Since(t0).Round(time.Millisecond))
 	}
 	t0 := time.Now()
+	if c, ok := w.(*criMode); ok {
+		defer c.closeKube()
+	}
 	if err := w.prepare(dir, o); err != nil {
 		return err
 	}
@@ -261,8 +271,13 @@ func runOnce(dir, bin string, w workload, o options) (result, error) {
 	exp := w.expect()
 	recvs := make([]*receiver.Server, len(exp))
 	addrs := make([]string, len(exp))
+	var codec receiver.Codec = receiver.Wire{}
+	c, isCRI := w.(*criMode)
+	if isCRI {
+		codec = c.codec()
+	}
 	for i := range exp {
-		s, err := receiver.Listen("127.0.0.1:0", receiver.Wire{}, nil)
+		s, err := receiver.Listen("127.0.0.1:0", codec, nil)
 		if err != nil {
 			return result{}, err
 		}
@@ -327,6 +342,11 @@ func runOnce(dir, bin string, w workload, o options) (result, error) {
 			return result{}, fmt.Errorf("receiver %d: %d lines missing (first %v)", i, miss, recvs[i].Missing(e.src, int(e.lines)))
 		}
 		r.dups += recvs[i].Duplicates()
+	}
+	if isCRI {
+		if err := c.verify(); err != nil {
+			return result{}, err
+		}
 	}
 	return r, nil
 }
