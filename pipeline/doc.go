@@ -3,8 +3,22 @@
 // # Invariants
 //
 //   - An Event is already in wire form: its Record is a msgpack map and its
-//     Time is nanoseconds since the epoch. Routing never decodes the record
-//     except to look up one field for a route condition.
+//     Time is nanoseconds since the epoch. Routing never decodes the
+//     record: a route's field/value and when: (package internal/cond) read
+//     the fields they test in place, without allocating.
+//   - Processors (package processors, NewRouter's WithProcessors) run in
+//     Writer.Add before routing, on the input's goroutine: in order, each
+//     on the event the previous left; a dropped event is counted by its
+//     processor and not routed; a rewrite_tag re-runs the list under the
+//     new tag and the routes see the final tag. Which processors can apply
+//     is cached per tag with the routes, so for a tag none matches Add
+//     costs what it did without processors. A changed record is encoded
+//     once, in the Writer's reused buffers, and that is what is stored.
+//     Throttle budgets belong to the Router and are shared by all its
+//     Writers; a Writer that moves to another Router (Swap) uses the new
+//     Router's processors and budgets from its next batch on.
+//   - Router.DryRun shows an event's way through the processors and the
+//     routes without touching a queue (agent route).
 //   - Each input goroutine owns one Writer. A Writer encodes every routed
 //     event once, as a Forward entry [EventTime, record], into a chunk builder
 //     per (output, tag); no locks are taken until Flush.

@@ -10,7 +10,9 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/internal/cond"
 	"github.com/sluice-agent/sluice/internal/wire"
+	"github.com/sluice-agent/sluice/processors"
 )
 
 // Event is one log event handed from an input to a Writer. Tag and Record
@@ -48,6 +50,7 @@ type Router struct {
 	routed     []*metrics.Counter
 	tooLarge   []*metrics.Counter
 	log        *slog.Logger
+	chain      *processors.Chain // nil without processors
 	swap       *Swap // set once by NewSwap or Swap.Store (swap.go)
 }
 
@@ -58,6 +61,7 @@ type route struct {
 	outputs  []int
 	cont     bool
 	hasField bool
+	when     *cond.Cond // nil: none
 }
 
 // OutputQueue names one output's queue for NewRouter.
@@ -67,9 +71,34 @@ type OutputQueue struct {
 	ChunkBytes int // target entries bytes per chunk; 0 means 1 MiB
 }
 
-// NewRouter compiles routes. Every output named by a route or by
-// defaultOutput must be among outputs.
-func NewRouter(routes []config.Route, defaultOutput string, outputs []OutputQueue, set *metrics.Set, log *slog.Logger) (*Router, error) {
+// Option configures NewRouter.
+type Option func(*options)
+
+type options struct {
+	procs    []processors.Spec
+	hostname string
+}
+
+// WithProcessors runs specs (config.Config.ProcessorSpecs) in every
+// Writer's Add, before routing; see package processors. Their counters go
+// to the Router's metrics set.
+func WithProcessors(specs []processors.Spec) Option {
+	return func(o *options) { o.procs = specs }
+}
+
+// WithHostname sets the host name of the add processor's source
+// hostname (default: the OS's), for dry runs and tests.
+func WithHostname(h string) Option {
+	return func(o *options) { o.hostname = h }
+}
+
+// NewRouter compiles routes (and processors, with WithProcessors). Every
+// output named by a route or by defaultOutput must be among outputs.
+func NewRouter(routes []config.Route, defaultOutput string, outputs []OutputQueue, set *metrics.Set, log *slog.Logger, opts ...Option) (*Router, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -102,6 +131,13 @@ func NewRouter(routes []config.Route, defaultOutput string, outputs []OutputQueu
 			rt.field = []byte(rc.Field)
 			rt.value = []byte(rc.Value)
 		}
+		if rc.When != nil {
+			c, err := cond.Compile(rc.When.Spec())
+			if err != nil {
+				return nil, fmt.Errorf("route %d: when: %w", i+1, err)
+			}
+			rt.when = c
+		}
 		for _, name := range rc.Outputs {
 			j, ok := idx[name]
 			if !ok {
@@ -120,6 +156,13 @@ func NewRouter(routes []config.Route, defaultOutput string, outputs []OutputQueu
 		r.dflt = j
 	}
 	r.unrouted = set.GetOrCreateCounter(`sluice_events_unrouted_total`)
+	if len(o.procs) > 0 {
+		c, err := processors.New(o.procs, processors.Options{Metrics: set, Hostname: o.hostname})
+		if err != nil {
+			return nil, err
+		}
+		r.chain = c
+	}
 	return r, nil
 }
 
@@ -165,14 +208,8 @@ func (r *Router) resolve(dst []int, tag []byte, record []byte) []int {
 	matched := false
 	for i := range r.routes {
 		rt := &r.routes[i]
-		if !matchAny(rt.match, tag) {
+		if !rt.matches(tag, record) {
 			continue
-		}
-		if rt.hasField {
-			v, ok := wire.LookupString(record, rt.field)
-			if !ok || string(v) != string(rt.value) {
-				continue
-			}
 		}
 		matched = true
 		for _, o := range rt.outputs {
@@ -188,6 +225,21 @@ func (r *Router) resolve(dst []int, tag []byte, record []byte) []int {
 	return dst
 }
 
+// matches reports whether an event is selected by the route (its
+// outputs, not whether an earlier route stopped the search).
+func (rt *route) matches(tag, record []byte) bool {
+	if !matchAny(rt.match, tag) {
+		return false
+	}
+	if rt.hasField {
+		v, ok := wire.LookupString(record, rt.field)
+		if !ok || string(v) != string(rt.value) {
+			return false
+		}
+	}
+	return rt.when == nil || rt.when.Match(record)
+}
+
 func appendUnique(dst []int, v int) []int {
 	for _, x := range dst {
 		if x == v {
@@ -201,7 +253,7 @@ func appendUnique(dst []int, v int) []int {
 // case per-tag caching of route results is not possible.
 func (r *Router) tagDependsOnRecord() bool {
 	for _, rt := range r.routes {
-		if rt.hasField {
+		if rt.hasField || rt.when != nil {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/sluice-agent/sluice/internal/wire"
+	"github.com/sluice-agent/sluice/processors"
 )
 
 // maxCachedTags bounds the per-Writer tag cache; past it the cache is
@@ -33,12 +34,18 @@ type Writer struct {
 	entry   []byte     // the current event encoded once, copied per output
 	byField bool
 	f       follower // the Router's Swap, if any (swap.go)
+	// run runs the Router's processors (nil without); runOf is the Router
+	// it was made for, so that a Writer that moved to another Router
+	// takes a new one.
+	run   *processors.Runner
+	runOf *Router
 }
 
 type tagState struct {
 	tag      []byte
 	outs     []int      // cached route result, valid unless byField
 	builders []*builder // indexed by output
+	procs    []int      // the processors whose match covers tag (Chain.Select)
 }
 
 // builder is the open chunk of one (tag, output).
@@ -82,22 +89,31 @@ func (w *Writer) Add(ev *Event) bool {
 	if !w.f.dirty {
 		w.follow() // a batch starts (swap.go)
 	}
-	ts := w.tags[string(ev.Tag)]
-	if ts == nil {
-		ts = &tagState{tag: append([]byte(nil), ev.Tag...), builders: make([]*builder, len(w.r.queues))}
-		ts.outs = w.r.resolve(nil, ev.Tag, nil)
-		w.tags[string(ts.tag)] = ts
+	ts := w.state(ev.Tag)
+	rec := ev.Record
+	if len(ts.procs) > 0 {
+		if w.runOf != w.r {
+			w.run, w.runOf = w.r.chain.NewRunner(w.procsOf), w.r
+		}
+		tag, out, keep := w.run.Run(ts.procs, ev.Tag, ev.Record)
+		if !keep {
+			return true // counted by the processor
+		}
+		if string(tag) != string(ts.tag) {
+			ts = w.state(tag)
+		}
+		rec = out
 	}
 	outs := ts.outs
 	if w.byField {
-		w.outs = w.r.resolve(w.outs[:0], ev.Tag, ev.Record)
+		w.outs = w.r.resolve(w.outs[:0], ts.tag, rec)
 		outs = w.outs
 	}
 	if len(outs) == 0 {
 		w.r.unrouted.Inc()
 		return true
 	}
-	w.entry = wire.AppendEntry(w.entry[:0], ev.Time, ev.Record)
+	w.entry = wire.AppendEntry(w.entry[:0], ev.Time, rec)
 	n := len(w.entry)
 	stored := true
 	for _, o := range outs {
@@ -129,6 +145,23 @@ func (w *Writer) Add(ev *Event) bool {
 	}
 	return stored
 }
+
+// state returns the cached per-tag state of tag, made on first use.
+func (w *Writer) state(tag []byte) *tagState {
+	ts := w.tags[string(tag)]
+	if ts == nil {
+		ts = &tagState{tag: append([]byte(nil), tag...), builders: make([]*builder, len(w.r.queues))}
+		ts.outs = w.r.resolve(nil, tag, nil)
+		if w.r.chain != nil {
+			ts.procs = w.r.chain.Select(tag)
+		}
+		w.tags[string(ts.tag)] = ts
+	}
+	return ts
+}
+
+// procsOf is the Runner's view of the per-tag cache (a rewritten tag).
+func (w *Writer) procsOf(tag []byte) []int { return w.state(tag).procs }
 
 // seal moves b's chunk to the sealed list; b starts empty.
 func (w *Writer) seal(b *builder) {
