@@ -105,16 +105,22 @@ var errNotRunning = errors.New("agent is not running")
 // Agent is a configured set of components. New builds it, Run runs it
 // once.
 type Agent struct {
+	// cfg is the config New was given. Its DataDir and MetricsAddr are
+	// the running ones (a reload cannot change them); for anything else
+	// read cur().cfg, the running config, which Reload replaces.
 	cfg    *config.Config
 	log    *slog.Logger
-	set    *metrics.Set     // the Agent's own series: routing counters
-	router *pipeline.Holder // the current Router
+	set    *metrics.Set   // the Agent's own series: routing and reload counters
+	router *pipeline.Swap // the current Router
 	sup    *supervisor
-	queues []*outQueue // in config order; owned by the Agent, not supervised units
 
-	inputs, outputs []*unit // in config order
+	// l is the running layout; Reload replaces it (under op), readers
+	// (status, health, metrics) load it once.
+	l atomic.Pointer[layout]
 
 	ran atomic.Bool // Run was called
+
+	reload reloadState // reload.go
 
 	status statusState // health, readiness and /status (health.go, status.go)
 
@@ -123,6 +129,18 @@ type Agent struct {
 	op      sync.Mutex
 	running bool
 }
+
+// layout is what runs: the config and its components, in config order.
+// It is never changed once stored; Reload stores a new one.
+type layout struct {
+	cfg     *config.Config
+	queues  []*outQueue // owned by the Agent, not supervised units
+	inputs  []*unit
+	outputs []*unit
+}
+
+// cur returns the running layout.
+func (a *Agent) cur() *layout { return a.l.Load() }
 
 // outQueue is one output's disk queue and its metrics set.
 type outQueue struct {
@@ -133,7 +151,11 @@ type outQueue struct {
 
 // unit is one input or output the Agent can (re)start.
 type unit struct {
-	ref   ref
+	ref ref
+	typ string
+	// in or out is the component's config (Reload compares it).
+	in    *config.Input
+	out   *config.Output
 	build func(set *metrics.Set) (runner, error)
 	// before runs before each start (outputs: rewind the queue).
 	before func()
@@ -152,57 +174,93 @@ func New(cfg *config.Config, log *slog.Logger) (_ *Agent, err error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	a := &Agent{cfg: cfg, log: log, set: metrics.NewSet(), sup: newSupervisor(log)}
+	a.reload.init(a.set)
+	l := &layout{cfg: cfg}
 	defer func() {
 		if err != nil {
-			a.closeQueues()
+			closeAll(l.queues, log)
 		}
 	}()
 	var oq []pipeline.OutputQueue
 	for i := range cfg.Outputs {
 		o := &cfg.Outputs[i]
-		spec := o.Spec()
-		c, err := constructorFor(outputConstructors, o.Type, spec)
+		q, err := openQueue(cfg, o, log)
+		if err != nil {
+			return nil, err
+		}
+		l.queues = append(l.queues, q)
+		oq = append(oq, pipeline.OutputQueue{ID: o.ID, Queue: q.q, ChunkBytes: int(o.Buffer.ChunkBytes)})
+		u, err := outputUnit(cfg, o, q, log)
+		if err == nil {
+			err = u.prepare()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("output %s: %w", o.ID, err)
 		}
-		qset := metrics.NewSet()
-		q, err := buffer.Open(filepath.Join(cfg.DataDir, "buffer", o.ID), bufferOptions(o, log, qset))
-		if err != nil {
-			return nil, fmt.Errorf("output %s: open buffer: %w", o.ID, err)
-		}
-		a.queues = append(a.queues, &outQueue{id: o.ID, q: q, set: qset})
-		oq = append(oq, pipeline.OutputQueue{ID: o.ID, Queue: q, ChunkBytes: int(o.Buffer.ChunkBytes)})
-		id, l, dc := o.ID, log.With("output", o.ID), o.Delivery
-		u := &unit{ref: ref{"output", id}, before: q.Rewind, build: func(set *metrics.Set) (runner, error) {
-			return c.build(env{id: id, dataDir: cfg.DataDir, log: l, metrics: set, queue: q, delivery: dc}, spec)
-		}}
-		if err := u.prepare(); err != nil {
-			return nil, fmt.Errorf("output %s: %w", o.ID, err)
-		}
-		a.outputs = append(a.outputs, u)
+		l.outputs = append(l.outputs, u)
 	}
-	r, err := pipeline.NewRouter(cfg.Routes, cfg.DefaultOutput, oq, a.set, log)
+	r, err := a.newRouter(cfg, oq)
 	if err != nil {
 		return nil, err
 	}
-	a.router = pipeline.NewHolder(r)
+	a.router = pipeline.NewSwap(r)
 	for i := range cfg.Inputs {
 		in := &cfg.Inputs[i]
-		spec := in.Spec()
-		c, err := constructorFor(inputConstructors, in.Type, spec)
+		u, err := a.inputUnit(cfg, in)
+		if err == nil {
+			err = u.prepare()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", in.ID, err)
 		}
-		id, l := in.ID, log.With("input", in.ID)
-		u := &unit{ref: ref{"input", id}, build: func(set *metrics.Set) (runner, error) {
-			return c.build(env{id: id, dataDir: cfg.DataDir, log: l, metrics: set, router: a.router.Load()}, spec)
-		}}
-		if err := u.prepare(); err != nil {
-			return nil, fmt.Errorf("input %s: %w", in.ID, err)
-		}
-		a.inputs = append(a.inputs, u)
+		l.inputs = append(l.inputs, u)
 	}
+	a.l.Store(l)
 	return a, nil
+}
+
+// newRouter compiles cfg's routing over the output queues oq, for New and
+// Reload alike.
+func (a *Agent) newRouter(cfg *config.Config, oq []pipeline.OutputQueue) (*pipeline.Router, error) {
+	return pipeline.NewRouter(cfg.Routes, cfg.DefaultOutput, oq, a.set, a.log)
+}
+
+// openQueue opens output o's disk queue under cfg.DataDir.
+func openQueue(cfg *config.Config, o *config.Output, log *slog.Logger) (*outQueue, error) {
+	qset := metrics.NewSet()
+	q, err := buffer.Open(queueDir(cfg, o.ID), bufferOptions(o, log, qset))
+	if err != nil {
+		return nil, fmt.Errorf("output %s: open buffer: %w", o.ID, err)
+	}
+	return &outQueue{id: o.ID, q: q, set: qset}, nil
+}
+
+func queueDir(cfg *config.Config, id string) string { return filepath.Join(cfg.DataDir, "buffer", id) }
+
+// outputUnit is output o over its queue q.
+func outputUnit(cfg *config.Config, o *config.Output, q *outQueue, log *slog.Logger) (*unit, error) {
+	spec := o.Spec()
+	c, err := constructorFor(outputConstructors, o.Type, spec)
+	if err != nil {
+		return nil, err
+	}
+	id, l, dc, dataDir := o.ID, log.With("output", o.ID), o.Delivery, cfg.DataDir
+	return &unit{ref: ref{"output", id}, typ: o.Type, out: o, before: q.q.Rewind, build: func(set *metrics.Set) (runner, error) {
+		return c.build(env{id: id, dataDir: dataDir, log: l, metrics: set, queue: q.q, delivery: dc}, spec)
+	}}, nil
+}
+
+// inputUnit is input in; each start gets the current Router.
+func (a *Agent) inputUnit(cfg *config.Config, in *config.Input) (*unit, error) {
+	spec := in.Spec()
+	c, err := constructorFor(inputConstructors, in.Type, spec)
+	if err != nil {
+		return nil, err
+	}
+	id, l, dataDir := in.ID, a.log.With("input", in.ID), cfg.DataDir
+	return &unit{ref: ref{"input", id}, typ: in.Type, in: in, build: func(set *metrics.Set) (runner, error) {
+		return c.build(env{id: id, dataDir: dataDir, log: l, metrics: set, router: a.router.Load()}, spec)
+	}}, nil
 }
 
 // prepare builds the unit's first component, so that New reports
@@ -239,6 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.closeQueues()
+	defer a.reload.bg.Wait() // retiring queues (reload.go); after the shutdown stopped them
 
 	a.op.Lock()
 	a.running = true
@@ -248,14 +307,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	var metricsSrv *http.Server
 	var metricsWG sync.WaitGroup
 	var runErr error
-	if startErr == nil && a.cfg.MetricsAddr != "" {
+	if startErr == nil && a.cur().cfg.MetricsAddr != "" {
 		metricsSrv, startErr = a.serveMetrics(&metricsWG)
 	}
 	if startErr != nil {
 		runErr = startErr
 		a.log.Error("start failed, shutting down", "err", startErr)
 	} else {
-		a.log.Info("agent started", "inputs", len(a.inputs), "outputs", len(a.outputs), "data_dir", a.cfg.DataDir)
+		l := a.cur()
+		a.log.Info("agent started", "inputs", len(l.inputs), "outputs", len(l.outputs), "data_dir", l.cfg.DataDir)
 		select {
 		case <-ctx.Done():
 			a.log.Info("shutting down: stopping inputs")
@@ -287,17 +347,18 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // startAllLocked starts the buffers, then the outputs, then the inputs.
 func (a *Agent) startAllLocked() error {
-	for _, q := range a.queues {
+	l := a.cur()
+	for _, q := range l.queues {
 		if err := a.sup.start(ref{"buffer", q.id}, q.set, q.q); err != nil {
 			return err
 		}
 	}
-	for _, u := range a.outputs {
+	for _, u := range l.outputs {
 		if err := a.startLocked(u); err != nil {
 			return err
 		}
 	}
-	for _, u := range a.inputs {
+	for _, u := range l.inputs {
 		if err := a.startLocked(u); err != nil {
 			return err
 		}
@@ -312,19 +373,21 @@ func (a *Agent) shutdown() error {
 	a.op.Lock()
 	defer a.op.Unlock()
 	a.running = false
+	a.reload.stopping()
 	a.sup.close()
+	l := a.cur()
 	var errs []error
 	errs = append(errs, a.sup.stopKind("input"))
-	for _, q := range a.queues {
+	for _, q := range append(l.queues, a.reload.retiring...) {
 		if err := q.q.Sync(); err != nil {
 			a.log.Error("sync buffer", "output", q.id, "err", err)
 		}
 	}
-	grace := a.cfg.ShutdownGrace
+	grace := l.cfg.ShutdownGrace
 	a.log.Info("inputs stopped; draining outputs", "grace", grace.String())
 	a.sup.drain("output")
 	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
-	for _, q := range a.queues {
+	for _, q := range l.queues {
 		// An output that is not running (it failed, or was stopped) cannot
 		// drain its queue: do not wait the grace period for it.
 		done := a.sup.exited(ref{"output", q.id})
@@ -384,19 +447,19 @@ func (a *Agent) startLocked(u *unit) error {
 
 // StopInput stops the input id: it flushes, syncs and commits its offsets,
 // and its metrics leave /metrics. It returns the input's error, if any.
-func (a *Agent) StopInput(id string) error { return a.stop(a.inputs, "input", id) }
+func (a *Agent) StopInput(id string) error { return a.stop("input", id) }
 
 // StartInput starts the input id again after StopInput. It resumes from
 // its committed offsets, with the current Router.
-func (a *Agent) StartInput(id string) error { return a.start(a.inputs, "input", id) }
+func (a *Agent) StartInput(id string) error { return a.start("input", id) }
 
 // StopOutput stops the output id. Its queue stays open: inputs keep
 // appending to it.
-func (a *Agent) StopOutput(id string) error { return a.stop(a.outputs, "output", id) }
+func (a *Agent) StopOutput(id string) error { return a.stop("output", id) }
 
 // StartOutput starts the output id again after StopOutput, over its queue,
 // from the first chunk not settled.
-func (a *Agent) StartOutput(id string) error { return a.start(a.outputs, "output", id) }
+func (a *Agent) StartOutput(id string) error { return a.start("output", id) }
 
 func find(units []*unit, kind, id string) (*unit, error) {
 	for _, u := range units {
@@ -407,8 +470,8 @@ func find(units []*unit, kind, id string) (*unit, error) {
 	return nil, fmt.Errorf("unknown %s %q", kind, id)
 }
 
-func (a *Agent) stop(units []*unit, kind, id string) error {
-	return a.withUnit(units, kind, id, func(u *unit) error {
+func (a *Agent) stop(kind, id string) error {
+	return a.withUnit(kind, id, func(u *unit) error {
 		if err := a.sup.stop(u.ref); err != nil {
 			if errors.Is(err, errNotStarted) {
 				return fmt.Errorf("%s is not running", u.ref)
@@ -419,19 +482,23 @@ func (a *Agent) stop(units []*unit, kind, id string) error {
 	})
 }
 
-func (a *Agent) start(units []*unit, kind, id string) error {
-	return a.withUnit(units, kind, id, a.startLocked)
+func (a *Agent) start(kind, id string) error {
+	return a.withUnit(kind, id, a.startLocked)
 }
 
 // withUnit runs fn on the unit kind/id under the op lock, while the Agent
 // runs.
-func (a *Agent) withUnit(units []*unit, kind, id string, fn func(*unit) error) error {
+func (a *Agent) withUnit(kind, id string, fn func(*unit) error) error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	units := a.cur().inputs
+	if kind == "output" {
+		units = a.cur().outputs
+	}
 	u, err := find(units, kind, id)
 	if err != nil {
 		return err
 	}
-	a.op.Lock()
-	defer a.op.Unlock()
 	if !a.running {
 		return errNotRunning
 	}
@@ -446,7 +513,7 @@ func (a *Agent) WriteMetrics(w io.Writer) {
 }
 
 func (a *Agent) serveMetrics(wg *sync.WaitGroup) (*http.Server, error) {
-	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	ln, err := net.Listen("tcp", a.cur().cfg.MetricsAddr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -471,9 +538,16 @@ func (a *Agent) serveMetrics(wg *sync.WaitGroup) (*http.Server, error) {
 
 // closeQueues closes every queue (Queue.Close is idempotent).
 func (a *Agent) closeQueues() {
-	for _, q := range a.queues {
+	closeAll(a.cur().queues, a.log)
+	a.op.Lock()
+	closeAll(a.reload.retiring, a.log)
+	a.op.Unlock()
+}
+
+func closeAll(qs []*outQueue, log *slog.Logger) {
+	for _, q := range qs {
 		if err := q.q.Close(); err != nil {
-			a.log.Error("close buffer", "output", q.id, "err", err)
+			log.Error("close buffer", "output", q.id, "err", err)
 		}
 	}
 }
@@ -482,7 +556,7 @@ func (a *Agent) closeQueues() {
 // (routed to at least one output, or counted as unrouted).
 func (a *Agent) EventsIn() float64 {
 	n := a.Unrouted()
-	for _, o := range a.cfg.Outputs {
+	for _, o := range a.cur().cfg.Outputs {
 		n += float64(a.set.GetOrCreateCounter(fmt.Sprintf(`sluice_events_routed_total{output=%q}`, o.ID)).Get())
 	}
 	return n
@@ -495,7 +569,7 @@ func (a *Agent) Unrouted() float64 {
 
 // Idle reports whether every queue is empty (all chunks acknowledged).
 func (a *Agent) Idle() bool {
-	for _, q := range a.queues {
+	for _, q := range a.cur().queues {
 		if q.q.Stats().Pending > 0 {
 			return false
 		}

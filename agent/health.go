@@ -103,7 +103,7 @@ func (a *Agent) Health() []Problem {
 			ps = append(ps, p)
 		}
 	}
-	for _, q := range a.queues {
+	for _, q := range a.cur().queues {
 		if err := q.q.Err(); err != nil && !errors.Is(err, buffer.ErrClosed) {
 			ps = append(ps, Problem{Component: "buffer " + q.id, State: "error", Error: redact(err.Error())})
 		}
@@ -124,7 +124,7 @@ func (a *Agent) Readiness() []Problem {
 		return []Problem{{Component: "agent", State: "starting"}}
 	}
 	var ps []Problem
-	for _, u := range a.inputs {
+	for _, u := range a.cur().inputs {
 		st := a.sup.state(u.ref)
 		switch st.state {
 		case stateRunning:
@@ -139,7 +139,7 @@ func (a *Agent) Readiness() []Problem {
 			ps = append(ps, p)
 		}
 	}
-	for _, q := range a.queues {
+	for _, q := range a.cur().queues {
 		if err := q.q.Err(); err != nil {
 			ps = append(ps, Problem{Component: "buffer " + q.id, State: "not open", Error: redact(err.Error())})
 		}

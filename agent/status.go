@@ -33,6 +33,9 @@ type AgentInfo struct {
 	ConfigFile    string    `json:"config_file"`
 	DataDir       string    `json:"data_dir"`
 	ShuttingDown  bool      `json:"shutting_down"`
+	// LastReload is the outcome of the last config reload (SIGHUP,
+	// --watch-config); omitted before the first one.
+	LastReload *ReloadStatus `json:"last_reload,omitempty"`
 }
 
 // InputStatus is one input. Detail is the input type's own status while
@@ -78,12 +81,13 @@ type lastErrorer interface {
 // Status returns the agent's status now. Safe from any goroutine.
 func (a *Agent) Status() Status {
 	now := time.Now()
+	l := a.cur()
 	s := Status{
 		Agent: AgentInfo{
 			Version:      a.status.version,
 			StartedAt:    a.startedAt(),
-			ConfigFile:   a.cfg.File,
-			DataDir:      a.cfg.DataDir,
+			ConfigFile:   l.cfg.File,
+			DataDir:      l.cfg.DataDir,
 			ShuttingDown: a.status.stopping.Load(),
 		},
 		HealthProblems:    a.Health(),
@@ -101,9 +105,10 @@ func (a *Agent) Status() Status {
 	if s.ReadinessProblems == nil {
 		s.ReadinessProblems = []Problem{}
 	}
-	for i, u := range a.inputs {
+	s.Agent.LastReload = a.reload.last()
+	for _, u := range l.inputs {
 		st := a.sup.state(u.ref)
-		is := InputStatus{ID: u.ref.id, Type: a.cfg.Inputs[i].Type, State: st.state}
+		is := InputStatus{ID: u.ref.id, Type: u.typ, State: st.state}
 		if st.err != nil {
 			is.Error = redact(st.err.Error())
 		}
@@ -118,9 +123,9 @@ func (a *Agent) Status() Status {
 		}
 		s.Inputs = append(s.Inputs, is)
 	}
-	for i, u := range a.outputs {
+	for i, u := range l.outputs {
 		st := a.sup.state(u.ref)
-		out := OutputStatus{ID: u.ref.id, Type: a.cfg.Outputs[i].Type, State: st.state, Queue: a.queues[i].q.Status()}
+		out := OutputStatus{ID: u.ref.id, Type: u.typ, State: st.state, Queue: l.queues[i].q.Status()}
 		if out.Queue.Error != "" {
 			out.Queue.Error = redact(out.Queue.Error)
 		}

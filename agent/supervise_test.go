@@ -159,7 +159,7 @@ func (ta *testAgent) series() map[string]float64 {
 }
 
 func (ta *testAgent) pending(out string) int64 {
-	for _, q := range ta.queues {
+	for _, q := range ta.cur().queues {
 		if q.id == out {
 			return q.q.Stats().Pending
 		}
@@ -289,7 +289,7 @@ func TestRouterSwapAppliesToRestartedInput(t *testing.T) {
 	ta.waitLines(t, "out-a", "in-a")
 
 	var oq []pipeline.OutputQueue
-	for _, q := range ta.queues {
+	for _, q := range ta.cur().queues {
 		oq = append(oq, pipeline.OutputQueue{ID: q.id, Queue: q.q})
 	}
 	r, err := pipeline.NewRouter([]config.Route{{Match: "**", Outputs: []string{"out-b"}}}, "", oq, ta.set, nil)

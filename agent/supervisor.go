@@ -115,6 +115,18 @@ func (s *supervisor) drain(kind string) {
 	}
 }
 
+// drainOne calls Drain on r if it runs and has it (a reload stopping one
+// output).
+func (s *supervisor) drainOne(r ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.procs[r]; ok {
+		if d, ok := p.c.(drainer); ok {
+			d.Drain()
+		}
+	}
+}
+
 // stop cancels r, waits until its Run returned and drops its metrics set.
 // It returns Run's error, unless that error was already reported as a
 // failure.

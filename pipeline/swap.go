@@ -131,6 +131,18 @@ func (s *Swap) Retired(q Queue) {
 	}
 }
 
+// Keep undoes Retire for q, a queue the current Router names again.
+func (s *Swap) Keep(q Queue) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, n := range s.retiring {
+		if n.q == q {
+			s.retiring = append(s.retiring[:i], s.retiring[i+1:]...)
+			break
+		}
+	}
+}
+
 func (s *Swap) isRetired(q Queue) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
