@@ -523,6 +523,7 @@ func (a *Agent) serveMetrics(wg *sync.WaitGroup) (*http.Server, error) {
 		metrics.WriteProcessMetrics(w)
 	})
 	a.handleStatus(mux)
+	a.handleTap(mux) // tap.go
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
