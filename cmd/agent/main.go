@@ -53,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "health":
 		return cmdHealth(args[1:], stdout, stderr)
+	case "route":
+		return cmdRoute(args[1:], stdout, stderr) // route.go: dry run of processors and routes
 	case "buffer":
 		return cmdBuffer(args[1:], stdout, stderr) // buffer.go
 	case "top":
