@@ -98,6 +98,15 @@ func parseAll(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// flagErrCode is the exit code for a flag parsing error: 0 for --help
+// (the usage was printed), 2 otherwise.
+func flagErrCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 // location is where the queues are: the data dir, and the config when one
 // was loaded.
 type location struct {
@@ -192,7 +201,7 @@ func bufferLs(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
 	pos, err := parseAll(fs, args)
 	if err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if len(pos) > 0 {
 		fmt.Fprintln(stderr, "agent buffer ls: unexpected arguments:", pos)
@@ -366,7 +375,7 @@ func bufferInspect(args []string, stdout, stderr io.Writer) int {
 	limit := fs.Int("limit", 0, "print at most this many events (0: all)")
 	pos, err := parseAll(fs, args)
 	if err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "agent buffer inspect: give one OUTPUT")
@@ -449,7 +458,7 @@ func bufferReplay(args []string, stdout, stderr io.Writer) int {
 	keep := fs.Bool("keep-dead-letter", false, "keep the _dead_letter member in the replayed records")
 	pos, err := parseAll(fs, args)
 	if err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if len(pos) != 1 || *to == "" || *cfgPath == "" {
 		fmt.Fprintln(stderr, "agent buffer replay: give OUTPUT, --to OUTPUT2 and --config FILE")
@@ -671,7 +680,7 @@ func bufferDrop(args []string, stdout, stderr io.Writer) int {
 	yes := fs.Bool("yes", false, "do not ask")
 	pos, err := parseAll(fs, args)
 	if err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "agent buffer drop: give one OUTPUT")

@@ -29,7 +29,7 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", time.Minute, "stop after this long (at most 10m)")
 	pos, err := parseAll(fs, args)
 	if err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "agent tap: give one OUTPUT or route:N")

@@ -57,7 +57,7 @@ func cmdTop(args []string, stdout, stderr io.Writer) int {
 	iterations := fs.Int("iterations", 0, "stop after this many frames (0: until interrupted)")
 	batch := fs.Bool("batch", false, "plain frames one after the other, no ANSI (the default when stdout is not a terminal)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "agent top: unexpected arguments:", fs.Args())
