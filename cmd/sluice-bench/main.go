@@ -101,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		w = &forwardMode{}
 	case "cri":
 		w = &criMode{}
+	case "fanout":
+		w = &fanoutMode{} // fanout.go
 	case "elasticsearch", "s3":
 		w = &destMode{kind: o.mode}
 	case "kafka":

@@ -24,7 +24,10 @@
 //   - A regex whose pattern is a plain literal is evaluated with
 //     bytes.Contains (anchored at the start: bytes.HasPrefix), not by the
 //     regexp engine. Other patterns use package regexp (RE2: linear time
-//     in the value's length, whatever the input).
+//     in the value's length, whatever the input); one whose matches all
+//     start with a literal prefix ("type=access\b") is only run, anchored,
+//     at the occurrences of that prefix (bytes.Index), so a value without
+//     the prefix never enters the regexp engine.
 //   - A compiled Cond is immutable and safe for concurrent use.
 package cond
 
@@ -70,10 +73,14 @@ const (
 
 // Cond is a compiled condition.
 type Cond struct {
-	op     op
-	path   []byte
-	lit    []byte // equals, prefix, contains; a literal regex
-	re     *regexp.Regexp
+	op   op
+	path []byte
+	lit  []byte // equals, prefix, contains; a literal regex
+	re   *regexp.Regexp
+	// anch is re anchored at the start, for a regex whose matches all
+	// begin with the literal prefix lit: each occurrence of lit is
+	// tried with anch instead of running re over the whole value.
+	anch   *regexp.Regexp
 	exists bool // for opExists: the wanted answer
 	kids   []*Cond
 }
@@ -175,6 +182,9 @@ func compile(s *Spec, p string) (*Cond, error) {
 			c.op, c.lit = opContains, lit
 		default:
 			c.op, c.re = opRegex, re
+			if p, _ := re.LiteralPrefix(); p != "" {
+				c.lit, c.anch = []byte(p), regexp.MustCompile(`^(?:`+*s.Regex+`)`)
+			}
 		}
 	case s.Exists != nil:
 		c.op, c.exists = opExists, *s.Exists
@@ -329,7 +339,20 @@ func (c *Cond) Match(rec []byte) bool {
 	case opContains:
 		return bytes.Contains(s, c.lit)
 	default:
-		return c.re.Match(s)
+		if c.anch == nil {
+			return c.re.Match(s)
+		}
+		for len(s) >= len(c.lit) {
+			i := bytes.Index(s, c.lit)
+			if i < 0 {
+				return false
+			}
+			if c.anch.Match(s[i:]) {
+				return true
+			}
+			s = s[i+1:]
+		}
+		return false
 	}
 }
 

@@ -339,21 +339,46 @@ func refMatch(m map[string]any, path string, s Spec) (want, known bool) {
 	return regexp.MustCompile(*s.Regex).Match(str), true
 }
 
+// FuzzRegexPrefix: the literal-prefix prefilter agrees with package
+// regexp on arbitrary values.
+func FuzzRegexPrefix(f *testing.F) {
+	f.Add("type=access", "x type=accessor type=access!")
+	f.Add("ab+c\\b", "abbc abbbcx abc")
+	f.Add("a(b|c)*d$", "abcbd abd")
+	f.Add("foo.*bar|foo\\d", "foo1")
+	f.Fuzz(func(t *testing.T, pat, val string) {
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			return
+		}
+		c, cerr := Compile(Spec{Field: "v", Regex: &pat})
+		if cerr != nil {
+			return
+		}
+		if got, want := c.Match(rec("v", val)), re.MatchString(val); got != want {
+			t.Fatalf("%q on %q: got %v, regexp says %v", pat, val, got, want)
+		}
+	})
+}
+
 func BenchmarkMatch(b *testing.B) {
 	line := "2026-01-02T10:00:00.123Z INFO GET /api/v1/orders type=access status=200 dur=12ms user=bob pad=" + strings.Repeat("x", 120) + "\n"
 	r := rec("log", line, "stream", "stdout", "container_id", strings.Repeat("a", 64), "container_name", "web-1",
 		"kubernetes", []any{"namespace_name", "prod", "labels", []any{"app", "web"}})
 	for name, s := range map[string]Spec{
-		"equals_top":       {Field: "stream", Equals: sp("stdout")},
-		"contains":         {Field: "log", Contains: sp("type=audit")},
-		"regex_literal":    {Field: "log", Regex: sp("type=audit")},
-		"regex":            {Field: "log", Regex: sp(`type=(audit|access)\b`)},
-		"nested_equals":    {Field: "kubernetes.labels.app", Equals: sp("web")},
-		"any_of_3":         {Any: []Spec{{Field: "log", Contains: sp("type=app ")}, {Field: "log", Contains: sp("type=audit")}, {Field: "log", Contains: sp("type=access")}}},
-		"exists_missing":   {Field: "trace_id", Exists: bp(true)},
-		"not_prefix":       {Not: &Spec{Field: "log", Prefix: sp("DEBUG")}},
-		"regex_case_fold":  {Field: "log", Regex: sp(`(?i)STATUS=5\d\d`)},
-		"contains_nomatch": {Field: "log", Contains: sp("healthz")},
+		"equals_top":        {Field: "stream", Equals: sp("stdout")},
+		"contains":          {Field: "log", Contains: sp("type=audit")},
+		"regex_literal":     {Field: "log", Regex: sp("type=audit")},
+		"regex":             {Field: "log", Regex: sp(`type=(audit|access)\b`)},
+		"regex_prefix_hit":  {Field: "log", Regex: sp(`type=access\b`)},
+		"regex_prefix_miss": {Field: "log", Regex: sp(`type=audit\b`)},
+		"regex_no_prefix":   {Field: "log", Regex: sp(`(audit|access)\b`)},
+		"nested_equals":     {Field: "kubernetes.labels.app", Equals: sp("web")},
+		"any_of_3":          {Any: []Spec{{Field: "log", Contains: sp("type=app ")}, {Field: "log", Contains: sp("type=audit")}, {Field: "log", Contains: sp("type=access")}}},
+		"exists_missing":    {Field: "trace_id", Exists: bp(true)},
+		"not_prefix":        {Not: &Spec{Field: "log", Prefix: sp("DEBUG")}},
+		"regex_case_fold":   {Field: "log", Regex: sp(`(?i)STATUS=5\d\d`)},
+		"contains_nomatch":  {Field: "log", Contains: sp("healthz")},
 	} {
 		c, err := Compile(s)
 		if err != nil {
