@@ -100,10 +100,34 @@ func (r *reloadState) last() *ReloadStatus {
 func (a *Agent) ReloadFile(path string) error {
 	cfg, err := config.Load(path)
 	if err != nil {
+		a.logReloadError(err)
 		a.reload.record(err, nil)
 		return err
 	}
 	return a.Reload(cfg)
+}
+
+// Config returns the running config (the last one a reload applied).
+func (a *Agent) Config() *config.Config { return a.cur().cfg }
+
+// logReloadError logs a refused reload, one problem per entry of
+// "errors" (a config file's file:line problems).
+func (a *Agent) logReloadError(err error) {
+	a.log.Error("config reload failed; the running config stays", "errors", errorLines(err))
+}
+
+// errorLines is a config file's problems, one per line ("file:line:
+// path: message"), or err's message split into lines.
+func errorLines(err error) []string {
+	var ce config.Errors
+	if errors.As(err, &ce) {
+		out := make([]string, len(ce))
+		for i, e := range ce {
+			out[i] = e.Error()
+		}
+		return out
+	}
+	return strings.Split(err.Error(), "\n")
 }
 
 // Reload makes the running agent run cfg (see the package doc, "Live
@@ -114,7 +138,7 @@ func (a *Agent) ReloadFile(path string) error {
 func (a *Agent) Reload(cfg *config.Config) error {
 	changes, err := a.reloadConfig(cfg)
 	if err != nil {
-		a.log.Error("config reload failed; the running config stays", "err", err)
+		a.logReloadError(err)
 	} else if len(changes) == 0 {
 		a.log.Info("config reloaded: nothing changed")
 	} else {

@@ -1,6 +1,7 @@
 // Command agent is the Sluice log shipping agent.
 //
-//	agent run --config FILE       run until SIGTERM/SIGINT
+//	agent run --config FILE       run until SIGTERM/SIGINT; SIGHUP reloads
+//	    [--watch-config]          the config (so does a change of the file)
 //	agent validate --config FILE  print every config problem; exit 1 if any
 //	agent types                   list every input and output type with its
 //	                              options and their defaults
@@ -77,7 +78,11 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: agent <command> [flags]
 
 commands:
-  run --config FILE       run the agent until SIGTERM or SIGINT
+  run --config FILE [--watch-config]
+                          run the agent until SIGTERM or SIGINT; SIGHUP (and,
+                          with --watch-config, a change of the file) reloads
+                          the config, a bad one is logged and the running
+                          one stays
   validate --config FILE  check a config file and print every problem
   types                   list every input and output type with its options
                           and their defaults
@@ -145,15 +150,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/sluice/agent.yml", "config file")
+	watch := fs.Bool("watch-config", false, "reload the config when the file changes (checked every 2s)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	hup := notifyHUP() // reload.go: from now on SIGHUP never kills the agent
+	defer signal.Stop(hup)
 	cfg, err := config.Load(*path)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
 	}
-	log := newLogger(stdout, cfg.LogLevel)
+	log, level := newRunLogger(stdout, cfg.LogLevel)
 	// Libraries that use the standard log package log through it too.
 	slog.SetDefault(log)
 	log.Info("starting sluice", "version", version, "config", *path)
@@ -185,6 +193,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Warn("second signal: exiting now")
 		os.Exit(130)
 	}()
+	stopReloads := startReloader(ctx, a, *path, log, level, hup, *watch) // reload.go
+	defer stopReloads()
 	if err := a.Run(ctx); err != nil {
 		log.Error("agent failed", "err", err)
 		return 1
