@@ -35,10 +35,10 @@
 //     previous one read but did not settle are read again.
 //   - A stopped input has flushed, synced and committed its offsets as at
 //     shutdown; started again, it resumes from them.
-//   - The Router lives in a pipeline.Holder: an input is built with the
-//     Router current at its start (see pipeline.Holder for Writers that
-//     follow later changes). The routing counters live in the Agent's own
-//     set, which outlives Routers.
+//   - The Router lives in a pipeline.Swap: an input is built with the
+//     Router current at its start, and its Writers follow every later
+//     Router stored in the Swap (Reload). The routing counters live in the
+//     Agent's own set, which outlives Routers.
 //   - A component that exits with an error without being stopped fails the
 //     agent: Run shuts everything down in order and returns that error.
 //     Errors of components being stopped are returned by the stop (and by
@@ -68,6 +68,42 @@
 // Each component reads its own state for them: atomics, or the locks
 // its package already has, never its loop's fields (see each Status
 // method). They are read on the HTTP server's goroutines.
+//
+// # Live reload
+//
+// Reload (reload.go; SIGHUP and `agent run --watch-config` call
+// ReloadFile) makes the running agent run a new config. It is refused as
+// a whole, before anything changes, when the config does not validate or
+// changes what needs a restart (ErrNeedsRestart: data_dir, metrics_addr,
+// an existing output's buffer settings other than chunk_bytes); refusing
+// only those and applying the rest would leave a running config no file
+// describes. Components are compared by id, type and decoded settings
+// (Line fields ignored, see equalIgnoringLines). Under op, in this order:
+//
+//  1. inputs removed or changed stop (flush, sync, commit offsets);
+//  2. queues of added outputs open (an output removed earlier and not
+//     closed yet gets its queue back) and added outputs start;
+//  3. if routes, default_output, processors, the output set or a
+//     chunk_bytes changed, the new Router is stored in the Swap: inputs
+//     that keep running move to it at their next batch (a Writer's batch
+//     is routed by one Router from its first event to its last);
+//  4. inputs added or changed start; a changed one whose new settings do
+//     not start is started again with its old ones (the reload then
+//     returns the error);
+//  5. outputs changed or removed are drained: Drain, then wait (at most
+//     min(shutdown_grace, 5s)) until none of their queue's chunks is in
+//     flight, then stop, so the successor resends nothing delivered; a
+//     changed output starts again over the same queue, from its first
+//     unsettled chunk;
+//  6. a removed output's queue stays on disk (logged with its directory
+//     and pending chunks, for `agent buffer`); it is synced and closed once
+//     no Writer holds events routed to it before the reload (the Swap's
+//     settled func), or at shutdown.
+//
+// Unchanged components are not touched: same goroutine, connections and
+// counters. Every reload is counted in sluice_config_reloads_total{result}
+// and reported in /status (agent.last_reload). log_level is applied by
+// cmd/agent (the logger's level), shutdown_grace at the next shutdown.
 //
 // # Component types
 //

@@ -136,13 +136,16 @@ func errorLines(err error) []string {
 // as a whole before anything is touched: the running config stays. Every
 // call is counted in sluice_config_reloads_total{result}.
 func (a *Agent) Reload(cfg *config.Config) error {
+	start := time.Now()
 	changes, err := a.reloadConfig(cfg)
-	if err != nil {
+	took := time.Since(start).Round(time.Microsecond).String()
+	switch {
+	case err != nil:
 		a.logReloadError(err)
-	} else if len(changes) == 0 {
-		a.log.Info("config reloaded: nothing changed")
-	} else {
-		a.log.Info("config reloaded", "changes", changes)
+	case len(changes) == 0:
+		a.log.Info("config reloaded: nothing changed", "took", took)
+	default:
+		a.log.Info("config reloaded", "changes", changes, "took", took)
 	}
 	a.reload.record(err, changes)
 	return err
