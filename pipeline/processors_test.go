@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -174,4 +176,90 @@ func BenchmarkWriterAddProcessors(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestThrottleNoisyNeighbour, in real time: a container writing 50,000
+// lines/s next to one writing 100 lines/s, each read by its own goroutine
+// (Writer), throttled at 1,000/s per container by one shared processor.
+// The quiet container loses nothing and its events are stored as fast as
+// without the noisy one (each within its goroutine's next 10 ms flush);
+// the noisy one keeps about 1,000/s plus the burst, and the drops are
+// counted per container.
+func TestThrottleNoisyNeighbour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 2 s of real time")
+	}
+	const run = 2 * time.Second
+	procs := []processors.Spec{{ID: "tame", Type: "throttle", Per: "container", Rate: 1000, Burst: 1000}}
+	routes := []config.Route{
+		{Match: "**", Field: "container_name", Value: "noisy", Outputs: []string{"noisy"}},
+		{Match: "**", Outputs: []string{"quiet"}},
+	}
+	r, qs, set := procRouter(t, routes, "", procs, "noisy", "quiet")
+	var wg sync.WaitGroup
+	var quietMaxLatency time.Duration
+	writer := func(name string, rate int, lat *time.Duration) {
+		w := r.NewWriter()
+		start := time.Now()
+		sent := 0
+		var pending []time.Time // Add times not yet flushed
+		for time.Since(start) < run {
+			due := int(time.Since(start).Seconds() * float64(rate))
+			for ; sent < due; sent++ {
+				w.Add(&Event{Tag: []byte("docker." + name), Time: time.Now().UnixNano(), Record: record("log", fmt.Sprint(sent), "container_name", name)})
+				if lat != nil {
+					pending = append(pending, time.Now())
+				}
+			}
+			if err := w.Flush(context.Background()); err != nil {
+				t.Error(err)
+				return
+			}
+			for _, at := range pending {
+				*lat = max(*lat, time.Since(at))
+			}
+			pending = pending[:0]
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wg.Go(func() { writer("noisy", 50_000, nil) })
+	wg.Go(func() { writer("quiet", 100, &quietMaxLatency) })
+	wg.Wait()
+
+	count := func(q *memQueue) (n int) {
+		for _, c := range q.chunks {
+			n += c.count
+		}
+		return n
+	}
+	quiet, noisy := count(qs["quiet"]), count(qs["noisy"])
+	if want := int(run.Seconds() * 100); quiet < want-2 {
+		t.Errorf("quiet stored %d lines, wrote about %d", quiet, want)
+	}
+	if quietMaxLatency > 100*time.Millisecond {
+		t.Errorf("quiet events waited up to %v for their flush", quietMaxLatency)
+	}
+	// 1,000/s for 2 s plus the burst of 1,000, give or take scheduling.
+	if noisy < 2500 || noisy > 3300 {
+		t.Errorf("noisy stored %d lines, want about 3000", noisy)
+	}
+	var b strings.Builder
+	set.WritePrometheus(&b)
+	m := b.String()
+	dropped := agentMetric(m, `sluice_processor_throttled_total{processor="tame",key="noisy"}`)
+	if dropped < 90_000 || strings.Contains(m, `key="quiet"`) {
+		t.Errorf("drops per container: noisy %v (want about 97,000), quiet listed: %v\n%s", dropped, strings.Contains(m, `key="quiet"`), m)
+	}
+	t.Logf("quiet: %d stored, max wait for its flush %v; noisy: %d stored, %v dropped", quiet, quietMaxLatency, noisy, dropped)
+}
+
+func agentMetric(text, series string) float64 {
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
 }
