@@ -258,7 +258,7 @@ func New(cfg *config.Config, log *slog.Logger) (_ *Agent, err error) {
 // newRouter compiles cfg's routing over the output queues oq, for New and
 // Reload alike.
 func (a *Agent) newRouter(cfg *config.Config, oq []pipeline.OutputQueue) (*pipeline.Router, error) {
-	return pipeline.NewRouter(cfg.Routes, cfg.DefaultOutput, oq, a.set, a.log)
+	return pipeline.NewRouter(cfg.Routes, cfg.DefaultOutput, oq, a.set, a.log, pipeline.WithProcessors(cfg.ProcessorSpecs()))
 }
 
 // openQueue opens output o's disk queue under cfg.DataDir.
