@@ -200,3 +200,107 @@ func writeFanout(ctx context.Context, path string, n int, rate float64) ([3]int6
 	}
 	return cnt, nil
 }
+
+// TestE2E_Throttle: a container writing 50,000 lines/s next to one writing
+// 100 lines/s for 6 s, a throttle processor at 1,000/s per container: the
+// quiet container loses nothing and keeps a low latency, the noisy one is
+// cut to its budget, and the drops are counted per container.
+func TestE2E_Throttle(t *testing.T) {
+	if agentBin == "" {
+		t.Skip("-short: the e2e tests build and run the agent")
+	}
+	const dur = 6 * time.Second
+	dir := t.TempDir()
+	root := filepath.Join(dir, "containers")
+	conts := map[string]*loggen.Container{}
+	recv := map[string]*receiver.Server{}
+	rates := map[string]float64{"noisy": 50_000, "quiet": 100}
+	var outs strings.Builder
+	for _, name := range []string{"noisy", "quiet"} {
+		c, err := loggen.New(root, loggen.Options{Name: name, LogType: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conts[name] = c
+		s := receiver.New("127.0.0.1:0", receiver.Wire{}, nil)
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		recv[name] = s
+		fmt.Fprintf(&outs, "  - {id: %s, type: forward, servers: [{address: %q}], heartbeat_interval: 200ms}\n", name, s.Addr())
+	}
+	metricsAddr := agentproc.FreeAddr(t)
+	yml := fmt.Sprintf(`data_dir: %q
+metrics_addr: %q
+inputs:
+  - {id: containers, type: docker, root: %q, tag: "docker.{name}", poll_interval: 200ms}
+outputs:
+%sroutes:
+  - {match: "docker.noisy", outputs: [noisy]}
+  - {match: "docker.quiet", outputs: [quiet]}
+processors:
+  - {id: tame, type: throttle, per: container, rate: 1000, burst: 1000}
+`, filepath.Join(dir, "data"), metricsAddr, root, outs.String())
+	cfg := filepath.Join(dir, "agent.yml")
+	if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := agentproc.Start(agentBin, cfg, filepath.Join(dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !p.Exited() {
+			p.Kill()
+		}
+		if t.Failed() {
+			t.Log(p.Log())
+		}
+	})
+	t0 := time.Now()
+	done := make(chan error, 2)
+	for name, c := range conts {
+		go func() { done <- c.Run(context.Background(), int(rates[name]*dur.Seconds()), rates[name]) }()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	quiet := conts["quiet"].Seq()
+	if !recv["quiet"].WaitCount(quiet, 30*time.Second) {
+		t.Fatalf("quiet: %d of %d lines", recv["quiet"].Count(), quiet)
+	}
+	time.Sleep(time.Second) // the noisy output's last chunks
+	text, err := agentproc.WaitMetrics(metricsAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := p.Term(30 * time.Second); err != nil || code != 0 {
+		t.Fatalf("agent exit %d, %v", code, err)
+	}
+	if miss := recv["quiet"].MissingCount(conts["quiet"].Src(), int(quiet)); miss > 0 {
+		t.Errorf("quiet: %d of %d lines missing", miss, quiet)
+	}
+	w := recv["quiet"].Window(t0.Add(time.Second), t0.Add(dur))
+	t.Logf("quiet: %d lines, all delivered; %v", quiet, w)
+	if w.MeanLatency > 500*time.Millisecond || w.MaxLatency > 2*time.Second {
+		t.Errorf("quiet latency: mean %v, max %v", w.MeanLatency, w.MaxLatency)
+	}
+	written, kept := conts["noisy"].Seq(), recv["noisy"].Stats().Distinct
+	dropped := agentproc.MetricSum(text, "sluice_processor_throttled_total", `processor="tame"`, `key="noisy"`)
+	t.Logf("noisy: %d written, %d delivered, %v dropped (counted)", written, kept, dropped)
+	// 1,000/s over the run (the agent reads a little after the writer
+	// stops) plus the burst.
+	if limit := int64(1000*(dur.Seconds()+2) + 1000); kept > limit || kept < 1000*int64(dur.Seconds()-1) {
+		t.Errorf("noisy: %d delivered, want between %d and %d", kept, 1000*int64(dur.Seconds()-1), limit)
+	}
+	if int64(dropped)+kept != written {
+		t.Errorf("noisy: %v dropped + %d delivered != %d written", dropped, kept, written)
+	}
+	if strings.Contains(text, `key="quiet"`) {
+		t.Errorf("quiet has a drop series")
+	}
+}
