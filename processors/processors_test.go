@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-agent/sluice/internal/cond"
 	"github.com/sluice-agent/sluice/internal/record"
+	"github.com/sluice-agent/sluice/internal/wire"
 )
 
 func sp(s string) *string { return &s }
@@ -396,4 +397,36 @@ func BenchmarkRun(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzRun passes arbitrary bytes as the record through every processor
+// type: no panic, and a record that was one well-formed msgpack value
+// stays one.
+func FuzzRun(f *testing.F) {
+	f.Add(fromJSON(f, in))
+	f.Add(fromJSON(f, `{"m":{"a":1,"b":{"c":"x@y.io"}},"log":"4111 1111 1111 1111 10.0.0.1 AKIAIOSFODNN7EXAMPLE"}`))
+	f.Add([]byte{0x81, 0xa1, 'm', 0x81, 0xa1, 'a', 0xc0})
+	c := chain(f,
+		Spec{Type: "lift", Key: "m", Prefix: "m_"},
+		Spec{Type: "add", Fields: []Field{{Key: "host", Source: "hostname"}}},
+		Spec{Type: "rename", Fields: []Field{{Key: "m_a", To: "a"}}},
+		Spec{Type: "nest", Keys: []string{"a", "host", "log"}, Key: "n"},
+		Spec{Type: "lift", Key: "n"},
+		Spec{Type: "redact"},
+		Spec{Type: "remove", Keys: []string{"m_b"}},
+		Spec{Type: "rewrite_tag", Tag: "t.{field:a}", When: &cond.Spec{Field: "a", Exists: new(bool)}},
+		Spec{Type: "keep", Keys: []string{"a", "host", "log", "n", "stream"}},
+		Spec{Type: "throttle", Rate: 1_000_000_000},
+	)
+	r := c.NewRunner(nil)
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		rest, ok := wire.Skip(rec)
+		valid := ok && len(rest) == 0
+		_, out, _ := r.Run(c.Select([]byte("x")), []byte("x"), rec)
+		if valid {
+			if rest, ok := wire.Skip(out); !ok || len(rest) != 0 {
+				t.Fatalf("in %x out %x: not one msgpack value", rec, out)
+			}
+		}
+	})
 }
