@@ -51,7 +51,7 @@ type Router struct {
 	tooLarge   []*metrics.Counter
 	log        *slog.Logger
 	chain      *processors.Chain // nil without processors
-	swap       *Swap // set once by NewSwap or Swap.Store (swap.go)
+	swap       *Swap             // set once by NewSwap or Swap.Store (swap.go)
 }
 
 type route struct {

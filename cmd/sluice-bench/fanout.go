@@ -104,7 +104,7 @@ func (f *fanoutMode) prepare(dir string, o options) error {
 		}
 		line = append(line, `\n","stream":"stdout","time":"`...)
 		if k%1000 == 0 {
-			ts = t0.Add(time.Duration(k) * time.Microsecond).AppendFormat(ts[:0], time.RFC3339Nano)
+			ts = t0.Add(time.Duration(k)*time.Microsecond).AppendFormat(ts[:0], time.RFC3339Nano)
 		}
 		line = append(line, ts...)
 		line = append(line, "\"}\n"...)
