@@ -433,6 +433,8 @@ func (a *Agent) apply(old *layout, p *reloadPlan) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	restart := func(prev, next *unit, q *outQueue) {
+		q.q.Pause() // no new chunk in flight: the stop cuts off nothing
+		defer q.q.Resume()
 		a.quiesce(prev.ref, q, drain)
 		err := a.sup.stop(prev.ref)
 		if err != nil && !errors.Is(err, errNotStarted) {
@@ -481,8 +483,9 @@ func (a *Agent) apply(old *layout, p *reloadPlan) error {
 }
 
 // quiesce lets output r settle the chunks it holds before a reload stops
-// it: Drain (send open batches now), then wait until none of the queue's
-// chunks is in flight, or timeout. Stopping it then cancels nothing that
+// it: with its queue paused (no chunk is handed out any more), Drain (send
+// open batches now), then wait until none of the queue's chunks is in
+// flight, or timeout. Stopping it then cancels nothing that
 // was sent, so its successor resends nothing it delivered; inputs keep
 // appending meanwhile.
 func (a *Agent) quiesce(r ref, q *outQueue, timeout time.Duration) {

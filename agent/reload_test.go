@@ -109,6 +109,9 @@ func TestReloadChangedOutput(t *testing.T) {
 	ta.write(t, "in-b", 100)
 	ta.waitLines(t, "out-a", "in-a")
 	ta.waitLines(t, "out-b", "in-b")
+	// Settled, not only written: a stop between the file's write and its
+	// settle would make the restarted output write the chunk again.
+	ta.checkSeries(t, "delivered", map[string]float64{outAEvents: 100, outBEvents: 100})
 	// Queue lines for out-a that the old instance never sees.
 	if err := ta.StopOutput("out-a"); err != nil {
 		t.Fatal(err)

@@ -99,6 +99,7 @@ type Queue struct {
 	stats                  Stats
 
 	dataCh   chan struct{} // closed when a chunk is appended, if dataWait
+	paused   bool          // Next hands out nothing (Pause, Resume)
 	dataWait bool
 	ackCh    chan struct{} // closed on acks, drops and deletions, if ackWait
 	ackWait  bool

@@ -29,6 +29,18 @@ func (q *Queue) Next(ctx context.Context) (Chunk, error) {
 		if q.closed {
 			return Chunk{}, ErrClosed
 		}
+		if q.paused {
+			ch := q.waitDataLocked() // closed by Resume (or an Append: look again)
+			q.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				q.mu.Lock()
+				return Chunk{}, ctx.Err()
+			case <-ch:
+			}
+			q.mu.Lock()
+			continue
+		}
 		var id ID
 		var limit int64
 		redeliver := q.rdIdx < len(q.inflight)
@@ -75,8 +87,8 @@ func (q *Queue) Next(ctx context.Context) (Chunk, error) {
 		if q.closed {
 			return Chunk{}, ErrClosed
 		}
-		if gen != q.cursorGen {
-			continue
+		if gen != q.cursorGen || q.paused {
+			continue // paused while we read: nothing is handed out
 		}
 		if redeliver && (q.rdIdx >= len(q.inflight) || q.inflight[q.rdIdx].id != id || q.inflight[q.rdIdx].acked) {
 			continue // acked (and maybe popped) while we read
@@ -427,4 +439,22 @@ func (q *Queue) WaitEmpty(ctx context.Context) error {
 		q.mu.Lock()
 	}
 	return nil
+}
+
+// Pause makes Next hand out no chunk (it waits, as on an empty queue)
+// until Resume. Appends, acks and settles go on. A config reload pauses an
+// output's queue before it stops the output, so that once the chunks in
+// flight are settled none is taken that the stop would cut off.
+func (q *Queue) Pause() {
+	q.mu.Lock()
+	q.paused = true
+	q.mu.Unlock()
+}
+
+// Resume ends a Pause.
+func (q *Queue) Resume() {
+	q.mu.Lock()
+	q.paused = false
+	q.notifyDataLocked()
+	q.mu.Unlock()
 }
