@@ -83,7 +83,7 @@ commands:
                           with --watch-config, a change of the file) reloads
                           the config, a bad one is logged and the running
                           one stays
-  validate --config FILE  check a config file and print every problem
+  validate [--config] FILE  check a config file and print every problem
   types                   list every input and output type with its options
                           and their defaults
   demo [--logs DIR] [--out DIR]
@@ -114,6 +114,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// `agent validate FILE` as well as --config FILE (the common typo
+	// must not silently check the default path instead).
+	switch rest := fs.Args(); {
+	case len(rest) == 1 && !flagSet(fs, "config"):
+		*path = rest[0]
+	case len(rest) > 0:
+		fmt.Fprintf(stderr, "validate: unexpected arguments %q (one config file, or --config FILE)\n", rest)
+		return 2
+	}
 	c, err := config.Load(*path)
 	if err != nil {
 		printErrors(stderr, err)
@@ -124,6 +133,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0
+}
+
+// flagSet reports whether flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // printErrors prints one problem per line, unwrapping joined errors.

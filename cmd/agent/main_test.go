@@ -51,6 +51,15 @@ func TestValidate(t *testing.T) {
 	if n := strings.Count(strings.TrimSpace(got), "\n") + 1; n < 4 {
 		t.Errorf("expected at least 4 problems, got %d:\n%s", n, got)
 	}
+	// The path may be given without --config; it is never ignored.
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"validate", bad}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "bad.yml:4:") {
+		t.Fatalf("positional path: code %d, stderr %q", code, errb.String())
+	}
+	if code := run([]string{"validate", "--config", bad, "other.yml"}, &out, &errb); code != 2 {
+		t.Fatalf("two paths: code %d", code)
+	}
 }
 
 // TestTypes: `agent types` lists every type config declares, with its
