@@ -8,6 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +53,53 @@ func expectedAcks(data []byte, maxMsg, maxDecompressed int) []byte {
 	return acks
 }
 
+// heapWatch records the live heap found by every garbage collection
+// (runtime/metrics /gc/heap/live:bytes, read from a finalizer that re-arms
+// itself each cycle), so that a transient allocation an input provokes
+// (a buffer sized from a declared length, a decompression) is seen even
+// though it is gone by the time the input is checked.
+type heapWatch struct {
+	peak atomic.Uint64 // highest live heap since the last reset
+	gcs  atomic.Int64  // cycles seen
+}
+
+type gcSentinel struct {
+	_ [4]*int // pointers and 32 bytes: not a tiny allocation, so it is freed (and finalized) every cycle
+}
+
+func watchHeap() *heapWatch {
+	w := &heapWatch{}
+	w.arm()
+	return w
+}
+
+func (w *heapWatch) arm() {
+	runtime.SetFinalizer(new(gcSentinel), func(*gcSentinel) {
+		w.sample()
+		w.gcs.Add(1)
+		w.arm() // for the next cycle; the worker process exits at the end
+	})
+}
+
+func (w *heapWatch) sample() {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	for v := s[0].Value.Uint64(); ; {
+		p := w.peak.Load()
+		if v <= p || w.peak.CompareAndSwap(p, v) {
+			return
+		}
+	}
+}
+
+// liveHeap is the live heap after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
 // FuzzForwardSocket writes each input to a fresh connection (TCP, or the
 // unix socket for inputs of odd length) to a running forward input, closes its sending side and reads what comes
 // back until the server closes. It must not panic or hang; the replies
@@ -59,6 +109,27 @@ func expectedAcks(data []byte, maxMsg, maxDecompressed int) []byte {
 // must be one msgpack map; and the memory budget (1 MiB here, with
 // max_message_bytes 64 KiB and max_decompressed_bytes 256 KiB) must never
 // be exceeded and must be whole again once the connection is gone.
+//
+// Nor may the process's live heap, at any garbage collection during an
+// input, exceed what it held before fuzzing (base) plus heapAllowance plus
+// what the test itself keeps (stored events, the input and its copies).
+// With one connection at a time the input needs at most the budget (1 MiB;
+// everything it buffers beyond its baseline is reserved from it), the
+// connection's baseline (64 KiB read buffer, 64 KiB kept decompression
+// scratch, partial lines up to 4 KiB) and the Writer's encoded events
+// (about 1 MiB plus one event while a request is handled, up to 4 MiB of
+// recycled buffers, pipeline/writer.go maxRetained): about 6.2 MiB, and
+// expectedAcks' decompression scratch, 256 KiB. But the live heap a
+// collection reports also counts, as live, what was allocated while it
+// was marking, and on 2 shared cores at nice 19 a mark phase can last
+// long enough for ten thousand connections' worth of buffers: measured up
+// to 26 MB over base (a 243-byte input that alone adds nothing). Hence
+// heapAllowance 64 MiB: no input may make the server allocate more than
+// that, which a buffer sized from a declared length (a 4 GiB bin header,
+// an array of 2^32 entries) or a decompression without a bound would do
+// by far; what the test keeps is counted exactly. The engine's mutation
+// scratch, 100 MB allocated at its first mutation, is added to base once
+// when it appears.
 func FuzzForwardSocket(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join(fixtureDir, "*.client.bin"))
 	for _, name := range files {
@@ -84,6 +155,12 @@ func FuzzForwardSocket(f *testing.F) {
 	const (
 		maxMsg, maxDecompressed = 64 << 10, 256 << 10
 		budget                  = 1 << 20
+		heapAllowance           = 64 << 20
+		// The fuzzing engine's own: internal/fuzz's mutator allocates
+		// one scratch buffer the size of its shared memory
+		// (workerSharedMemSize, 100 MB, less 100 bytes) at its first
+		// mutation, in the worker, after base was measured.
+		engineScratch = 100 << 20
 	)
 	q := &fakeQueue{}
 	sock := filepath.Join(f.TempDir(), "fluent.sock")
@@ -93,10 +170,15 @@ func FuzzForwardSocket(f *testing.F) {
 		MaxBufferedBytes: budget, BufferWaitTimeout: time.Second,
 		ParseJSON: true, Tag: "{tag}.{name}.{field:a}.{label:x}",
 	}, q)
+	base := int64(liveHeap())
+	rebased := false
+	heap := watchHeap()
+	var prevLen, prevStored int // the previous input's, still live in a collection early in this one
 	f.Fuzz(func(t *testing.T, data []byte) {
 		q.mu.Lock()
-		q.events = q.events[:0]
+		q.events = nil // not [:0]: the old array would keep the previous records live
 		q.mu.Unlock()
+		heap.peak.Store(0)
 		network, addr := "tcp", s.addr
 		if len(data)%2 == 1 {
 			network, addr = "unix", sock // the path Docker's driver and FireLens use
@@ -156,7 +238,30 @@ func FuzzForwardSocket(f *testing.F) {
 		if p := s.in.mem.peak.Load(); p > budget {
 			t.Fatalf("reserved %d bytes, budget %d", p, budget)
 		}
-		for _, e := range q.snapshot() {
+		events := q.snapshot()
+		stored := 0
+		for _, e := range events {
+			stored += len(e.Record) + len(e.Tag) + 64 // storedEvent, the string and the record; the snapshot's copy of the slice
+		}
+		stored *= 2   // q.events grows by doubling: up to twice the slots
+		heap.sample() // the last collection's, if none ran during this input
+		kept := int64(4*max(len(data), prevLen) + stored + prevStored)
+		p := int64(heap.peak.Load())
+		if p > base+heapAllowance+kept && !rebased {
+			// Once per process: the fuzzing engine's mutation scratch,
+			// if it is what appeared, still live now that the
+			// connection is gone and the budget whole.
+			if jump := int64(liveHeap()) - base; jump >= engineScratch-1<<20 && jump <= engineScratch+heapAllowance+kept {
+				base += engineScratch
+				rebased = true
+			}
+		}
+		if p > base+heapAllowance+kept {
+			t.Fatalf("live heap %d bytes at a collection: over %d before fuzzing + %d allowance + %d kept by the test (input %d bytes, %d events stored)",
+				p, base, heapAllowance, kept, len(data), len(events))
+		}
+		prevLen, prevStored = len(data), stored
+		for _, e := range events {
 			if n, ok := valueLen(e.Record); !ok || n != len(e.Record) {
 				t.Fatalf("stored a malformed record %x", e.Record)
 			}
