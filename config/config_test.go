@@ -420,6 +420,7 @@ func TestFullGood(t *testing.T) {
 			{ID: "per-container", Type: "throttle", Per: "container", Rate: 1000, Burst: 2000, Sample: 100, Line: 334},
 			{Type: "redact", Keys: []string{"log", "message"}, Patterns: []string{"email", "credit_card", "jwt"},
 				Custom: []string{`password=\S+`}, Mask: "***", Line: 340},
+			{Type: "parse", Match: "fwd.**", Key: "message", Parser: &Parser{Type: "syslog", TimeZone: "UTC"}, Line: 345},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -92,6 +92,9 @@ type Processor struct {
 	Patterns []string         `yaml:"patterns"`
 	Custom   []string         `yaml:"custom"`
 	Mask     string           `yaml:"mask"`
+	// Parser is the parse processor's (the same keys as an input's
+	// parser: section); it parses Key (default log).
+	Parser *Parser `yaml:"parser"`
 
 	Line int `yaml:"-"`
 }
@@ -110,6 +113,7 @@ func (p *Processor) Spec() processors.Spec {
 	s := processors.Spec{
 		ID: p.ID, Type: p.Type, Match: p.Match, Keys: p.Keys, Key: p.Key, Prefix: p.Prefix, Tag: p.Tag,
 		Per: p.Per, Rate: p.Rate, Burst: p.Burst, Sample: p.Sample, Patterns: p.Patterns, Custom: p.Custom, Mask: p.Mask,
+		Parser: p.Parser.ParseConfig(),
 	}
 	if p.When != nil {
 		w := p.When.Spec()
@@ -160,9 +164,9 @@ func (v *checker) checkProcessors(ps []Processor) {
 		set := map[string]bool{
 			"fields": len(p.Fields) > 0, "keys": len(p.Keys) > 0, "key": p.Key != "", "prefix": p.Prefix != "",
 			"tag": p.Tag != "", "per": p.Per != "", "rate": p.Rate != 0, "burst": p.Burst != 0, "sample": p.Sample != 0,
-			"patterns": len(p.Patterns) > 0, "custom": len(p.Custom) > 0, "mask": p.Mask != "",
+			"patterns": len(p.Patterns) > 0, "custom": len(p.Custom) > 0, "mask": p.Mask != "", "parser": p.Parser != nil,
 		}
-		for _, k := range []string{"fields", "keys", "key", "prefix", "tag", "per", "rate", "burst", "sample", "patterns", "custom", "mask"} {
+		for _, k := range []string{"fields", "keys", "key", "prefix", "tag", "per", "rate", "burst", "sample", "patterns", "custom", "mask", "parser"} {
 			if !slices.Contains(uses, k) && set[k] {
 				want := "no other keys"
 				if len(uses) > 0 {

@@ -18,7 +18,7 @@ func TestProcessorErrors(t *testing.T) {
 			"c.yml:6: routes[0].when.not.field: required with contains"},
 		"unknown key": {"routes:\n  - match: '**'\n    when: {field: log, matches: a}\n    outputs: [o]\n",
 			`c.yml:5: routes[0].when.matches: unknown field "matches"`},
-		"type":    {"processors:\n  - type: modify\n", `c.yml:4: processors[0].type: unknown processor type "modify" (want add, drop, keep, lift, nest, redact, remove, rename, rewrite_tag, throttle)`},
+		"type":    {"processors:\n  - type: modify\n", `c.yml:4: processors[0].type: unknown processor type "modify" (want add, drop, keep, lift, nest, parse, redact, remove, rename, rewrite_tag, throttle)`},
 		"no type": {"processors:\n  - {id: x}\n", "c.yml:4: processors[0].type: missing"},
 		"key of other type": {"processors:\n  - type: drop\n    rate: 5\n",
 			"c.yml:5: processors[0].rate: not used by type drop (it takes no other keys besides id, type, match, when)"},

@@ -5,7 +5,11 @@
 //
 // Types: add (a static value or the hostname), rename, remove, keep (an
 // allow-list), lift (a nested map's members to the top), nest (fields
-// under a new map), drop, rewrite_tag, throttle and redact. Each processor
+// under a new map), drop, rewrite_tag, throttle, redact and parse (a
+// parser of internal/parse on one string field, default log: per route
+// parsing with match; its fields join the record without replacing a key
+// it has, a rejected value gains parse_error: <type>, and the parsed time
+// stays a field: the event time is the input's). Each processor
 // may have a match (tag patterns, as routes) and a when (a condition,
 // package internal/cond) that select the events it applies to.
 //

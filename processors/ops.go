@@ -3,6 +3,8 @@ package processors
 import (
 	"bytes"
 
+	"github.com/sluice-agent/sluice/internal/parse"
+
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/internal/wire"
@@ -113,6 +115,8 @@ func (r *Runner) apply(p *proc) {
 		e.arena = patchMapHeader(e.arena, off, hdr, cnt)
 		v := span{int32(off), int32(len(e.arena) - off), true}
 		e.set(p.key, e.newKey(nil, p.key), v)
+	case kParse:
+		r.parseField(p)
 	case kRedact:
 		for _, k := range p.keys {
 			i := e.find(k)
@@ -158,4 +162,54 @@ func patchMapHeader(b []byte, off, hdr, cnt int) []byte {
 	copy(b[off+len(nh):], b[off+hdr:off+hdr+body])
 	copy(b[off:], nh)
 	return b
+}
+
+// keyParseError marks a field the parse processor's parser rejected.
+var keyParseError = []byte(parse.KeyParseError)
+
+// parseField runs p's parser on the string field p.key: the fields it
+// yields are added (none over a key the record has); a value it rejects
+// is kept as it is and the record gains parse_error: <type>.
+func (r *Runner) parseField(p *proc) {
+	e := &r.e
+	i := e.find(p.key)
+	if i < 0 {
+		return
+	}
+	s, _, ok := wire.ReadStrBin(e.bytes(e.fs[i].v))
+	if !ok {
+		return
+	}
+	if len(r.parsed) <= p.idx {
+		r.parsed = append(r.parsed, make([]parse.Parser, p.idx+1-len(r.parsed))...)
+	}
+	pr := r.parsed[p.idx]
+	if pr == nil {
+		var err error
+		if pr, err = parse.New(*p.parse); err != nil {
+			return // checked by New: cannot happen
+		}
+		r.parsed[p.idx] = pr
+	}
+	r.skip.Reset()
+	for j := range e.fs {
+		if k := e.key(j); k != nil {
+			r.skip.Add(k)
+		}
+	}
+	line := bytes.TrimSuffix(s, []byte("\n"))
+	if !pr.Parse(bytes.TrimSuffix(line, []byte("\r")), &r.skip) {
+		if e.find(keyParseError) < 0 {
+			e.set(keyParseError, e.newKey(nil, keyParseError), e.addRaw(msgp.AppendString(r.scr[:0], p.parse.Type)))
+		}
+		return
+	}
+	if pr.Len() == 0 {
+		return
+	}
+	base := len(e.arena)
+	e.arena = msgp.AppendMapHeader(e.arena, uint32(pr.Len()))
+	e.arena = append(e.arena, pr.Pairs()...)
+	e.members(e.arena[base:], base, true)
+	e.dirty = true
 }

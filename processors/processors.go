@@ -3,6 +3,8 @@ package processors
 import (
 	"errors"
 	"fmt"
+	"github.com/sluice-agent/sluice/internal/parse"
+	"github.com/sluice-agent/sluice/internal/record"
 	"os"
 	"time"
 
@@ -50,6 +52,9 @@ type Spec struct {
 	Patterns []string
 	Custom   []string
 	Mask     string
+	// Parse: Parser (package internal/parse) applied to the string field
+	// Key (default log).
+	Parser *parse.Config
 }
 
 // Field is one member of add or rename.
@@ -73,6 +78,7 @@ var Types = map[string][]string{
 	"rewrite_tag": {"tag"},
 	"throttle":    {"per", "rate", "burst", "sample"},
 	"redact":      {"keys", "patterns", "custom", "mask"},
+	"parse":       {"key", "parser"},
 }
 
 // Options are what New needs beyond the specs.
@@ -102,11 +108,13 @@ const (
 	kRewrite
 	kThrottle
 	kRedact
+	kParse
 )
 
 var kinds = map[string]kind{
 	"add": kAdd, "rename": kRename, "remove": kRemove, "keep": kKeep, "lift": kLift, "nest": kNest,
 	"drop": kDrop, "rewrite_tag": kRewrite, "throttle": kThrottle, "redact": kRedact,
+	"parse": kParse,
 }
 
 type proc struct {
@@ -123,6 +131,8 @@ type proc struct {
 	tmpl    *template
 	thr     *throttle
 	red     *redactor
+	parse   *parse.Config // parse; each Runner makes its own Parser from it
+	idx     int           // position in the Chain (a Runner's per-processor state)
 
 	dropped *metrics.Counter
 	loops   *metrics.Counter
@@ -162,6 +172,7 @@ func New(specs []Spec, o Options) (*Chain, error) {
 		if p.thr != nil {
 			p.thr.init(id, o.Metrics)
 		}
+		p.idx = len(c.procs)
 		c.procs = append(c.procs, p)
 	}
 	return c, nil
@@ -287,6 +298,22 @@ func compile(s *Spec, id string, o *Options) (*proc, error) {
 			return nil, err
 		}
 		p.thr = t
+	case kParse:
+		if s.Parser == nil || s.Parser.Type == "" {
+			return nil, errors.New("parser: required (e.g. {type: nginx})")
+		}
+		pc := *s.Parser
+		// The event time is the input's: a processor keeps the parsed
+		// time field in the record rather than drop it.
+		pc.KeepTimeKey = true
+		if _, err := parse.New(pc); err != nil {
+			return nil, fmt.Errorf("parser: %w", err)
+		}
+		p.parse = &pc
+		p.key = []byte("log")
+		if s.Key != "" {
+			p.key = []byte(s.Key)
+		}
 	case kRedact:
 		keys := s.Keys
 		if len(keys) == 0 {
@@ -327,6 +354,8 @@ type Runner struct {
 	scr    []byte // scratch: throttle keys, redacted text
 	red    redactScratch
 	cache  map[string][]int
+	parsed []parse.Parser // per processor index, made at its first use
+	skip   record.Keys
 	// Trace, if set, is called after each processor that applied, with
 	// the event as it left it (dry runs).
 	Trace func(processor string, tag, record []byte, dropped bool)

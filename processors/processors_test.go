@@ -12,6 +12,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/internal/cond"
+	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/internal/wire"
 )
@@ -429,4 +430,36 @@ func FuzzRun(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParse: the parse processor parses one field (per route, with match:)
+// with an internal/parse parser: its fields join the record without
+// replacing a key the record has; a value it rejects stays as it is and
+// the record gains parse_error: <type>; a record without the field is
+// left alone.
+func TestParse(t *testing.T) {
+	c := chain(t, Spec{Type: "parse", Match: "web.**", Key: "message", Parser: &parse.Config{Type: "nginx"}})
+	line := `10.1.2.3 - - [07/Dec/2026:01:02:03 +0000] "POST /api HTTP/2.0" 201 17 "-" "k6/0.50"`
+	_, got, keep := run(t, c, "web.a", fmt.Sprintf(`{"message":%q,"code":"mine"}`, line))
+	want := fmt.Sprintf(`{"message":%q,"code":"mine","remote":"10.1.2.3","time":"07/Dec/2026:01:02:03 +0000","method":"POST","path":"/api","protocol":"HTTP/2.0","size":17,"agent":"k6/0.50"}`, line)
+	if !keep || got != want {
+		t.Fatalf("parsed\n got %s\nwant %s", got, want)
+	}
+	if _, got, _ := run(t, c, "web.a", `{"message":"not an access log"}`); got != `{"message":"not an access log","parse_error":"nginx"}` {
+		t.Fatalf("rejected: %s", got)
+	}
+	for _, in := range []string{`{"log":"x"}`, `{"message":42}`} {
+		if _, got, _ := run(t, c, "web.a", in); got != in {
+			t.Fatalf("%s became %s", in, got)
+		}
+	}
+	if _, got, _ := run(t, c, "api.a", fmt.Sprintf(`{"message":%q}`, line)); got != fmt.Sprintf(`{"message":%q}`, line) {
+		t.Fatalf("match ignored: %s", got)
+	}
+	if _, err := New([]Spec{{Type: "parse"}}, Options{}); err == nil || !strings.Contains(err.Error(), "parser: required") {
+		t.Fatalf("no parser: %v", err)
+	}
+	if _, err := New([]Spec{{Type: "parse", Parser: &parse.Config{Type: "regex", Pattern: "(?P<a"}}}, Options{}); err == nil || !strings.Contains(err.Error(), "parser: pattern") {
+		t.Fatalf("bad regex: %v", err)
+	}
 }

@@ -236,7 +236,9 @@ func TestTopUnderTmux(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^app     forward  running  (\S+) +(\S+) `).FindStringSubmatch(screen)
 	in, _ := strconv.ParseFloat(m[1], 64)
 	out, _ := strconv.ParseFloat(m[2], 64)
-	if in < 90 || in > 110 || out < 36 || out > 44 {
+	// (±30%: the fake's counters follow the wall clock, top's 300 ms
+	// samples jitter on a loaded machine.)
+	if in < 70 || in > 130 || out < 28 || out > 52 {
 		t.Errorf("rates in %v out %v, want about 100 and 40", in, out)
 	}
 	// In place: a later frame replaces this one (same first line, at the
