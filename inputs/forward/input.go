@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -391,8 +392,12 @@ func (in *Input) listen() (lns []net.Listener, udp net.PacketConn, err error) {
 
 // listenUnix binds a unix socket at path. A stale socket file (one nobody
 // accepts on, left by a killed agent) is removed first; a live one, or a
-// file that is not a socket, is an error.
+// file that is not a socket, is an error. A missing parent directory is
+// created (mode 0755, like mkdir -p): a FROM scratch image has no /var/run.
 func (in *Input) listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("unix socket %s: create its directory: %w", path, err)
+	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
 			return nil, fmt.Errorf("unix socket %s: exists and is not a socket", path)
