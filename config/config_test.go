@@ -331,15 +331,17 @@ func TestFullGood(t *testing.T) {
 					TLS: &TLS{Enabled: true, CAFile: "/etc/sluice/ca.pem", CertFile: "/etc/sluice/client.pem",
 						KeyFile: "/etc/sluice/client.key", ServerName: "aggregator.internal"},
 					Security: &Security{SelfHostname: "node-1", SharedKey: "shared-KEY-value-1"},
+					Discovery: &ForwardDiscovery{SRV: "_fluentd._tcp.aggregators.ns.svc.cluster.local",
+						Interval: 45 * time.Second, MaxServers: 4},
 				}},
-			{ID: "archive", Type: "file", Line: 126, Buffer: DefaultBuffer(),
+			{ID: "archive", Type: "file", Line: 130, Buffer: DefaultBuffer(),
 				Delivery: Delivery{Workers: 1, FlushInterval: 2 * time.Second, MaxInFlightBytes: 16 << 20,
 					RetryInitial: 2 * time.Second, RetryMax: 30 * time.Second, MaxRetries: 5,
 					DeadLetter: DeadLetter{Enabled: ptr(false), MaxBytes: 64 << 20}},
 				File: &FileOutput{Path: "/var/log/sluice/archive.jsonl"}},
-			{ID: "debug", Type: "stdout", Line: 137, Buffer: withMax(DefaultBuffer(), 64<<20),
+			{ID: "debug", Type: "stdout", Line: 141, Buffer: withMax(DefaultBuffer(), 64<<20),
 				Stdout: &StdoutOutput{}},
-			{ID: "search", Type: "elasticsearch", Line: 140, Buffer: DefaultBuffer(),
+			{ID: "search", Type: "elasticsearch", Line: 144, Buffer: DefaultBuffer(),
 				Elasticsearch: &ElasticsearchOutput{
 					Hosts: []string{"https://es-1.internal:9200", "https://es-2.internal:9200/prefix"},
 					Index: "logs-{tag}-{field:level}-%Y.%m.%d", OpType: "create", IDMode: "stable", Pipeline: "logs",
@@ -349,7 +351,7 @@ func TestFullGood(t *testing.T) {
 					TLS: &TLS{CAFile: "/etc/sluice/es-ca.pem", ServerName: "es.internal"},
 					AWS: &AWSSigning{Region: "eu-west-1", Service: "es", RoleARN: "arn:aws:iam::123456789012:role/sluice"},
 				}},
-			{ID: "s3archive", Type: "s3", Line: 164, Buffer: DefaultBuffer(),
+			{ID: "s3archive", Type: "s3", Line: 168, Buffer: DefaultBuffer(),
 				S3: &S3Output{
 					Bucket: "logs-archive", Region: "eu-west-1", Endpoint: "https://s3.eu-west-1.amazonaws.com", ForcePathStyle: true,
 					Key: "archive/{tag[0]}/dt=%Y-%m-%d/{hostname}-{unique}{ext}", Format: "raw", TimeKey: "ts", TimeFormat: "epoch_millis",
@@ -360,7 +362,7 @@ func TestFullGood(t *testing.T) {
 					AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "shared-KEY-value-1",
 					RoleARN: "arn:aws:iam::123456789012:role/logs", ExternalID: "ext-1",
 				}},
-			{ID: "bus", Type: "kafka", Line: 195, Buffer: DefaultBuffer(),
+			{ID: "bus", Type: "kafka", Line: 199, Buffer: DefaultBuffer(),
 				Kafka: &KafkaOutput{
 					Brokers: []string{"kafka-1:9092", "kafka-2:9092"}, Topic: "logs-{field:log_type}", KeyField: "container_id",
 					Format: "json", RawKey: "log", TimeKey: "ts", TimeFormat: "epoch_millis", TagKey: "tag", TagHeader: "fluent_tag",
@@ -372,7 +374,7 @@ func TestFullGood(t *testing.T) {
 					TLS:  &TLS{Enabled: true, CAFile: "/etc/sluice/kafka-ca.pem"},
 					SASL: &KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "sluice", Password: "shared-KEY-value-1"},
 				}},
-			{ID: "cwl", Type: "cloudwatch_logs", Line: 224, Buffer: DefaultBuffer(),
+			{ID: "cwl", Type: "cloudwatch_logs", Line: 228, Buffer: DefaultBuffer(),
 				CloudWatchLogs: &CloudWatchLogsOutput{
 					LogGroupName: "/sluice/{tag}", LogStreamName: "{hostname}-{tag}", Format: "json", RawKey: "log",
 					TimeKey: "", TimeFormat: "rfc3339nano", TagKey: "tag", MaxEventBytes: 200 << 10, MaxBatchEvents: 5000,
@@ -381,22 +383,28 @@ func TestFullGood(t *testing.T) {
 					Endpoint: "https://logs.eu-west-1.amazonaws.com", AccessKeyID: "AKIAEXAMPLE", SecretAccessKey: "shared-KEY-value-1",
 					RoleARN: "arn:aws:iam::123456789012:role/logs", ExternalID: "ext-2",
 				}},
-			{ID: "stream", Type: "kinesis", Line: 249, Buffer: DefaultBuffer(),
+			{ID: "stream", Type: "kinesis", Line: 253, Buffer: DefaultBuffer(),
 				Kinesis: &KinesisOutput{
 					StreamName: "logs", PartitionKey: "kubernetes.pod_name", Format: "raw", RawKey: "message", TimeKey: "ts",
 					TimeFormat: "epoch_millis", TagKey: "", AppendNewline: ptr(false), MaxRecordBytes: 512 << 10,
 					MaxBatchRecords: 250, MaxBatchBytes: 2 << 20, RequestTimeout: 20 * time.Second, Region: "eu-west-1",
 				}},
-			{ID: "hose", Type: "firehose", Line: 271, Buffer: DefaultBuffer(),
+			{ID: "hose", Type: "firehose", Line: 275, Buffer: DefaultBuffer(),
 				Firehose: &FirehoseOutput{
 					DeliveryStreamName: "logs-hose", Format: "json", RawKey: "log", TimeKey: "@timestamp", TimeFormat: "epoch_seconds",
 					TagKey: "tag", Aggregate: true, MaxRecordBytes: 900 << 10, MaxBatchRecords: 400, MaxBatchBytes: 3 << 20,
 					RequestTimeout: 15 * time.Second, Region: "us-east-2",
 				}},
+			{ID: "pool", Type: "forward", Line: 295, Buffer: DefaultBuffer(),
+				Forward: func() *ForwardOutput {
+					f := DefaultForwardOutput()
+					f.Discovery = &ForwardDiscovery{DNS: "aggregators.internal:24224", Interval: time.Minute}
+					return &f
+				}()},
 		},
 		Routes: []Route{
-			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 293},
-			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 296,
+			{Match: "fwd.** k8s.{api,web}.*", Outputs: []string{"aggregator", "archive"}, Continue: true, Line: 300},
+			{Match: "**", Field: "log_type", Value: "audit", Outputs: []string{"archive"}, Line: 303,
 				When: &Condition{All: []Condition{
 					{Field: "kubernetes.labels.app", Prefix: ptr("api")},
 					{Not: &Condition{Field: "log", Regex: ptr(`type=(debug|trace)\b`)}},
@@ -409,18 +417,18 @@ func TestFullGood(t *testing.T) {
 		},
 		DefaultOutput: "debug",
 		Processors: []Processor{
-			{ID: "no-health", Type: "drop", Match: "k8s.**", When: &Condition{Field: "log", Contains: ptr("GET /healthz")}, Line: 310},
-			{Type: "add", Fields: []ProcessorField{{Key: "env", Value: "prod"}, {Key: "node", Source: "hostname"}}, Line: 314},
-			{Type: "rename", Fields: []ProcessorField{{Key: "msg", To: "message"}}, Line: 318},
-			{Type: "remove", Keys: []string{"pad"}, Line: 320},
-			{Type: "keep", Keys: []string{"log", "stream", "kubernetes", "message", "env", "node"}, Line: 322},
-			{Type: "lift", Key: "kubernetes", Prefix: "k8s_", Line: 324},
-			{Type: "nest", Keys: []string{"env", "node"}, Key: "origin", Line: 327},
-			{Type: "rewrite_tag", Match: "k8s.**", When: &Condition{Field: "log", Regex: ptr("type=audit")}, Tag: "audit.{tag}", Line: 330},
-			{ID: "per-container", Type: "throttle", Per: "container", Rate: 1000, Burst: 2000, Sample: 100, Line: 334},
+			{ID: "no-health", Type: "drop", Match: "k8s.**", When: &Condition{Field: "log", Contains: ptr("GET /healthz")}, Line: 317},
+			{Type: "add", Fields: []ProcessorField{{Key: "env", Value: "prod"}, {Key: "node", Source: "hostname"}}, Line: 321},
+			{Type: "rename", Fields: []ProcessorField{{Key: "msg", To: "message"}}, Line: 325},
+			{Type: "remove", Keys: []string{"pad"}, Line: 327},
+			{Type: "keep", Keys: []string{"log", "stream", "kubernetes", "message", "env", "node"}, Line: 329},
+			{Type: "lift", Key: "kubernetes", Prefix: "k8s_", Line: 331},
+			{Type: "nest", Keys: []string{"env", "node"}, Key: "origin", Line: 334},
+			{Type: "rewrite_tag", Match: "k8s.**", When: &Condition{Field: "log", Regex: ptr("type=audit")}, Tag: "audit.{tag}", Line: 337},
+			{ID: "per-container", Type: "throttle", Per: "container", Rate: 1000, Burst: 2000, Sample: 100, Line: 341},
 			{Type: "redact", Keys: []string{"log", "message"}, Patterns: []string{"email", "credit_card", "jwt"},
-				Custom: []string{`password=\S+`}, Mask: "***", Line: 340},
-			{Type: "parse", Match: "fwd.**", Key: "message", Parser: &Parser{Type: "syslog", TimeZone: "UTC"}, Line: 345},
+				Custom: []string{`password=\S+`}, Mask: "***", Line: 347},
+			{Type: "parse", Match: "fwd.**", Key: "message", Parser: &Parser{Type: "syslog", TimeZone: "UTC"}, Line: 352},
 		},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -845,6 +853,34 @@ func TestInsecureListen(t *testing.T) {
 			}
 			if w := c.Warnings(); (len(w) > 0) != tc.warning {
 				t.Fatalf("warnings %q, want some: %v", w, tc.warning)
+			}
+		})
+	}
+}
+
+// TestForwardDiscovery: discovery may replace servers or join them; exactly
+// one of srv and dns, dns with a port.
+func TestForwardDiscovery(t *testing.T) {
+	for name, tc := range map[string]struct{ keys, err string }{
+		"srv only":         {"    discovery: {srv: _fluentd._tcp.agg.ns.svc.cluster.local, interval: 10s}\n", ""},
+		"dns only":         {"    discovery: {dns: \"agg.internal:24224\"}\n", ""},
+		"with standby":     {"    servers: [{address: \"10.0.0.1:24224\", standby: true}]\n    discovery: {dns: \"agg:24224\"}\n", ""},
+		"neither":          {"    discovery: {interval: 10s}\n", "outputs[0].forward.discovery: srv or dns is required"},
+		"both":             {"    discovery: {srv: _f._tcp.x, dns: \"x:1\"}\n", "discovery.dns: srv and dns are mutually exclusive"},
+		"dns without port": {"    discovery: {dns: agg.internal}\n", "discovery.dns: invalid"},
+		"srv with port":    {"    discovery: {srv: \"_f._tcp.x:24224\"}\n", "discovery.srv: invalid record name"},
+		"negative":         {"    discovery: {srv: _f._tcp.x, interval: -1s, max_servers: -1}\n", "discovery.max_servers: must not be negative"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := "inputs: [{id: a, type: docker}]\noutputs:\n  - id: o\n    type: forward\n" + tc.keys
+			c, err := ParseWithEnv([]byte(doc), "f.yml", nil)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatal(err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("got %v, want an error containing %q", err, tc.err)
+			case tc.err == "" && c.Outputs[0].Forward.Discovery == nil:
+				t.Fatal("discovery not decoded")
 			}
 		})
 	}

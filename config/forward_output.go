@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -33,7 +36,38 @@ type ForwardOutput struct {
 
 	TLS      *TLS      `yaml:"tls"`
 	Security *Security `yaml:"security"`
+	// Discovery adds servers found in DNS (SRV or A/AAAA records),
+	// re-resolved every interval, to the static servers (which may then
+	// be empty).
+	Discovery *ForwardDiscovery `yaml:"discovery"`
 }
+
+// ForwardDiscovery finds a forward output's servers in DNS. Exactly one of
+// SRV and DNS is set. Discovered servers are joined to the servers list
+// (static servers stay for good: a standby fallback, say); an address that
+// is both static and discovered is the static server.
+type ForwardDiscovery struct {
+	// SRV is an SRV record name (_fluentd._tcp.aggregators.ns.svc.cluster.local):
+	// each target's A/AAAA addresses with the record's port. The lowest
+	// priority's records are active servers, weighted by their SRV
+	// weight (all 0: equal); the others are standby.
+	SRV string `yaml:"srv"`
+	// DNS is host:port: each A/AAAA address of host with port, as active
+	// servers of the default weight (a Kubernetes headless service).
+	DNS string `yaml:"dns"`
+	// Interval is how often the name is resolved again. Default 30s.
+	Interval time.Duration `yaml:"interval"`
+	// MaxServers caps the discovered servers (the engine's workers and
+	// memory are sized for it): beyond it, the lowest priority, highest
+	// weight, then lowest addresses are kept. Default 8.
+	MaxServers int `yaml:"max_servers"`
+}
+
+// Defaults of ForwardDiscovery's zero fields.
+const (
+	DefaultDiscoveryInterval   = 30 * time.Second
+	DefaultDiscoveryMaxServers = 8
+)
 
 // ForwardServer is one destination of a forward output.
 type ForwardServer struct {
@@ -72,8 +106,8 @@ func (f *ForwardOutput) setDefaults() { *f = DefaultForwardOutput() }
 func (s *ForwardServer) setDefaults() { *s = DefaultForwardServer() }
 
 func (f *ForwardOutput) check(v *checker, p string) {
-	if len(f.Servers) == 0 {
-		v.errorf(p+".servers", "at least one server is required")
+	if len(f.Servers) == 0 && f.Discovery == nil {
+		v.errorf(p+".servers", "at least one server is required (or a discovery section)")
 	}
 	active, weighted := 0, 0
 	addrs := map[string]string{}
@@ -106,9 +140,9 @@ func (f *ForwardOutput) check(v *checker, p string) {
 		}
 	}
 	switch {
-	case len(f.Servers) > 0 && active == 0:
+	case len(f.Servers) > 0 && active == 0 && f.Discovery == nil:
 		v.errorf(p+".servers", "every server is a standby; at least one must be active")
-	case active > 0 && weighted == 0:
+	case active > 0 && weighted == 0 && f.Discovery == nil:
 		v.errorf(p+".servers", "every active server has weight 0; at least one needs a positive weight")
 	}
 	v.oneOf(p+".compress", f.Compress, "none", "gzip")
@@ -129,4 +163,28 @@ func (f *ForwardOutput) check(v *checker, p string) {
 	}
 	v.tls(p+".tls", f.TLS, false)
 	v.security(p+".security", f.Security, false)
+	if d := f.Discovery; d != nil {
+		dp := p + ".discovery"
+		switch {
+		case d.SRV == "" && d.DNS == "":
+			v.errorf(dp, "srv or dns is required")
+		case d.SRV != "" && d.DNS != "":
+			v.errorf(dp+".dns", "srv and dns are mutually exclusive")
+		case d.SRV != "":
+			if strings.ContainsAny(d.SRV, ":/ ") || strings.Trim(d.SRV, ".") == "" {
+				v.errorf(dp+".srv", "invalid record name %s (want a DNS name such as _fluentd._tcp.example.com)", v.q(dp+".srv", d.SRV))
+			}
+		default:
+			host, port, err := net.SplitHostPort(d.DNS)
+			if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+				v.errorf(dp+".dns", "invalid %s (want host:port, the port a number)", v.q(dp+".dns", d.DNS))
+			}
+		}
+		if d.Interval < 0 {
+			v.errorf(dp+".interval", "must not be negative, got %s", d.Interval)
+		}
+		if d.MaxServers < 0 {
+			v.errorf(dp+".max_servers", "must not be negative, got %d", d.MaxServers)
+		}
+	}
 }

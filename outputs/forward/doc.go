@@ -62,6 +62,19 @@
 // When the server's HELO says keepalive false, every chunk gets its own
 // connection and handshake, one request each.
 //
+// # Discovery
+//
+// With a discovery section, servers also come from DNS (SRV, or A/AAAA of
+// host:port), re-resolved every interval by one goroutine that hands each
+// result to the schedule loop; see discovery.go for the record mapping.
+// A new address joins the balancing at once. A vanished one is drained: no
+// new chunk; those it holds are acked, or failed and retried elsewhere by
+// the engine; with none left its worker stops and it is removed. A failed
+// resolution keeps the last known set (logged, counted in
+// sluice_forward_discovery_errors_total). Static servers are never
+// removed. The engine's workers are max_in_flight × (static servers +
+// max_servers).
+//
 // # Known limitations
 //
 //   - Delivery is at least once: a chunk whose ack was lost (connection

@@ -49,7 +49,14 @@ type Output struct {
 	// hostname is the PING client hostname (self_hostname).
 	hostname string
 
+	// servers is owned by the dispatch loop; mu guards its changes
+	// (discovery) for Status, which reads it under mu.
+	mu       sync.Mutex
 	servers  []*server
+	disc     *discovery // nil without a discovery section (discovery.go)
+	tlsConf  *tls.Config
+	set      *metrics.Set
+	spawn    func(*server) // starts a server's worker (set by Run)
 	events   chan event
 	submit   chan *item // from Send to the dispatch loop
 	capacity int        // in-flight slots over all servers: the engine's workers
@@ -122,6 +129,7 @@ func New(id string, cfg config.ForwardOutput, d config.Delivery, dataDir string,
 		retryMax:       or(cfg.RetryMax, def.RetryMax),
 		maxRetries:     cfg.MaxRetries,
 		security:       cfg.Security,
+		set:            set,
 	}
 	if err := o.validate(cfg); err != nil {
 		return nil, fmt.Errorf("forward output %s: %w", id, err)
@@ -148,6 +156,7 @@ func New(id string, cfg config.ForwardOutput, d config.Delivery, dataDir string,
 			return nil, fmt.Errorf("forward output %s: tls: %w", id, err)
 		}
 	}
+	o.tlsConf = tlsConf
 	seen := make(map[string]bool)
 	for i, sc := range cfg.Servers {
 		if seen[sc.Address] {
@@ -158,10 +167,15 @@ func New(id string, cfg config.ForwardOutput, d config.Delivery, dataDir string,
 		if err != nil {
 			return nil, fmt.Errorf("forward output %s: servers[%d]: %w", id, i, err)
 		}
+		s.static = true
 		o.servers = append(o.servers, s)
 		o.capacity += o.maxInFlight
 	}
-	o.events = make(chan event, o.capacity+len(o.servers))
+	if cfg.Discovery != nil {
+		o.disc = newDiscovery(o, cfg.Discovery)
+		o.capacity += o.disc.max * o.maxInFlight
+	}
+	o.events = make(chan event, o.capacity+len(o.servers)+o.discMax())
 	o.submit = make(chan *item)
 	// The engine's retry settings: the delivery section's, else the
 	// output's own (retry_initial, retry_max, max_retries).
@@ -191,8 +205,11 @@ func (o *Output) validate(cfg config.ForwardOutput) error {
 	default:
 		return fmt.Errorf("compress: %q is not none or gzip", cfg.Compress)
 	}
+	if err := validateDiscovery(cfg.Discovery); err != nil {
+		return err
+	}
 	switch {
-	case len(cfg.Servers) == 0:
+	case len(cfg.Servers) == 0 && cfg.Discovery == nil:
 		return errors.New("servers: none configured")
 	case o.gzipLevel < 1 || o.gzipLevel > 9:
 		return fmt.Errorf("compress_level: %d is not in 1..9", o.gzipLevel)
@@ -213,7 +230,7 @@ func (o *Output) validate(cfg config.ForwardOutput) error {
 			active++
 		}
 	}
-	if active == 0 {
+	if active == 0 && cfg.Discovery == nil {
 		return errors.New("servers: every server is a standby; at least one must be active")
 	}
 	return nil
@@ -286,10 +303,20 @@ func (o *Output) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	// Only the loop spawns servers once it runs (discovery); wg.Wait
+	// below comes after the loop has returned.
+	o.spawn = func(s *server) {
+		sctx, scancel := context.WithCancel(ctx)
+		s.cancel = scancel
+		wg.Go(func() { s.run(sctx) })
+	}
 	for _, s := range o.servers {
-		wg.Go(func() { s.run(ctx) })
+		o.spawn(s)
 	}
 	wg.Go(func() { o.loop(ctx) })
+	if o.disc != nil {
+		wg.Go(func() { o.disc.run(ctx) })
+	}
 	err := o.eng.Run(ctx)
 	cancel()
 	wg.Wait()
@@ -389,6 +416,11 @@ func (o *Output) loop(ctx context.Context) {
 			o.ready = append(o.ready, it)
 		case ev := <-o.events:
 			o.handle(ev)
+			if s := ev.srv; s.draining && s.inflight == 0 {
+				o.retire(s)
+			}
+		case set := <-o.discChan():
+			o.apply(set)
 		}
 	}
 }
@@ -441,7 +473,7 @@ func (o *Output) dispatch() {
 func (o *Output) pick() *server {
 	activeUp := false
 	for _, s := range o.servers {
-		if !s.standby && s.up {
+		if !s.standby && s.up && !s.draining {
 			activeUp = true
 			break
 		}
@@ -449,7 +481,7 @@ func (o *Output) pick() *server {
 	var best *server
 	total := 0
 	for _, s := range o.servers {
-		if !s.up || s.standby == activeUp || s.inflight >= o.maxInFlight {
+		if !s.up || s.draining || s.standby == activeUp || s.inflight >= o.maxInFlight {
 			continue
 		}
 		s.current += s.weight

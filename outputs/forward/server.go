@@ -32,7 +32,12 @@ type server struct {
 	// st is state as published by the worker, for Status (status.go).
 	st serverState
 
+	// Set before the worker starts.
+	static bool               // from servers:, never retired (else discovered)
+	cancel context.CancelFunc // stops the worker (set by Output.spawn)
+
 	// Owned by the Output loop.
+	draining bool // discovered server gone from DNS: no new chunks, retired once inflight is 0
 	up       bool
 	inflight int // items handed to the worker and not yet reported back
 	current  int // smooth weighted round-robin state

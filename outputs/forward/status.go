@@ -23,6 +23,10 @@ type ServerStatus struct {
 	Address string `json:"address"` // as configured, userinfo removed
 	Weight  int    `json:"weight"`
 	Standby bool   `json:"standby"`
+	// Discovered is a server found by discovery (not in servers:);
+	// Draining is one that left DNS and finishes its in-flight chunks.
+	Discovered bool `json:"discovered,omitempty"`
+	Draining   bool `json:"draining,omitempty"`
 	// State is "unknown" (not connected yet), "up" or "down".
 	State string `json:"state"`
 	// Since is when the server entered State (nil while unknown).
@@ -64,12 +68,17 @@ func (st *serverState) set(state int8, err error) {
 
 // Status returns the output's status (a Status). Safe from any goroutine.
 func (o *Output) Status() any {
-	s := Status{Servers: make([]ServerStatus, 0, len(o.servers)), Delivery: o.eng.Status()}
+	s := Status{Delivery: o.eng.Status()}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s.Servers = make([]ServerStatus, 0, len(o.servers))
 	for _, srv := range o.servers {
 		ss := ServerStatus{
 			Address:            redactAddress(srv.name),
 			Weight:             srv.weight,
 			Standby:            srv.standby,
+			Discovered:         !srv.static,
+			Draining:           srv.draining,
 			State:              "unknown",
 			ChunksSent:         srv.m.chunksSent.Get(),
 			ChunksAcked:        srv.m.chunksAcked.Get(),
@@ -103,6 +112,8 @@ func (o *Output) Status() any {
 // for one and no send fails).
 func (o *Output) LastError() (string, time.Time) {
 	msg, at := o.eng.LastError()
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for _, srv := range o.servers {
 		srv.st.mu.Lock()
 		if srv.st.lastErr != "" && srv.st.lastAt.After(at) {
