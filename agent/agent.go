@@ -12,7 +12,10 @@
 //     and commits its offsets (so nothing read is lost, nothing is committed
 //     that is not on disk);
 //  2. every queue is fsynced, then outputs get ShutdownGrace to drain what
-//     they can; chunks still unacknowledged stay on disk for the next start;
+//     they can, all at once; chunks still unacknowledged stay on disk for
+//     the next start. An output that is not running, or that keeps failing
+//     and settles nothing for drainStall (every server down), is not
+//     waited for: SIGTERM with every output unreachable exits at once;
 //  3. outputs stop, queues are closed.
 //
 // Run returns only after every goroutine it started has exited.
@@ -423,10 +426,12 @@ func (a *Agent) shutdown() error {
 	a.log.Info("inputs stopped; draining outputs", "grace", grace.String())
 	a.sup.drain("output")
 	drainCtx, cancel := context.WithTimeout(context.Background(), grace)
+	var wg sync.WaitGroup
 	for _, q := range l.queues {
 		// An output that is not running (it failed, or was stopped) cannot
 		// drain its queue: do not wait the grace period for it.
-		done := a.sup.exited(ref{"output", q.id})
+		r := ref{"output", q.id}
+		done := a.sup.exited(r)
 		select {
 		case <-done:
 			done = nil
@@ -438,23 +443,85 @@ func (a *Agent) shutdown() error {
 			}
 			continue
 		}
-		ctx, stop := context.WithCancel(drainCtx)
-		go func() {
-			select {
-			case <-done:
-				stop()
-			case <-ctx.Done():
+		// The outputs drain at once: one stuck output costs its stall
+		// window, not one each.
+		wg.Go(func() {
+			ctx, stop := context.WithCancel(drainCtx)
+			defer stop()
+			stuck := make(chan struct{})
+			go func() {
+				defer stop()
+				if a.watchStall(ctx, q, func() any { return a.sup.state(r).c }) {
+					close(stuck)
+				}
+			}()
+			go func() {
+				select {
+				case <-done:
+					stop()
+				case <-ctx.Done():
+				}
+			}()
+			if err := q.q.WaitEmpty(ctx); err != nil {
+				select {
+				case <-stuck:
+					a.log.Warn("output not drained: it keeps failing and settled nothing for a while; data stays in its buffer", "output", q.id, "pending_chunks", q.q.Stats().Pending)
+				default:
+					a.log.Warn("output not drained before grace period; data stays in its buffer", "output", q.id, "pending_chunks", q.q.Stats().Pending)
+				}
 			}
-		}()
-		if err := q.q.WaitEmpty(ctx); err != nil {
-			a.log.Warn("output not drained before grace period; data stays in its buffer", "output", q.id, "pending_chunks", q.q.Stats().Pending)
-		}
-		stop()
+		})
 	}
+	wg.Wait()
 	cancel()
 	errs = append(errs, a.sup.stopKind("output"))
 	errs = append(errs, a.sup.stopKind("buffer"))
 	return errors.Join(errs...)
+}
+
+// drainStall is how long an output that keeps failing may go without
+// settling a chunk at shutdown before the agent stops waiting for it.
+var drainStall = time.Second
+
+// watchStall reports (true) once q's output is stuck: no chunk of q was
+// settled (acked, dead-lettered, discarded or dropped) for drainStall,
+// and the output met a delivery failure after the last progress seen (or
+// within two minutes before the drain: a server that is down is retried
+// at most every retry_max, 60 s by default). Every server down, every
+// attempt failing: waiting out the shutdown grace cannot deliver anything,
+// and would only turn `docker stop` into a SIGKILL. Its chunks stay in
+// its buffer. It returns false when ctx ends first.
+func (a *Agent) watchStall(ctx context.Context, q *outQueue, comp func() any) bool {
+	settled := func() int64 {
+		s := q.q.Stats()
+		return s.AckedChunks + s.DeadLetteredChunks + s.DiscardedChunks + s.DroppedChunks
+	}
+	start := time.Now()
+	last, progress := settled(), start.Add(-2*time.Minute)
+	quiet := start // since when nothing was settled
+	t := time.NewTicker(drainStall / 10)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case now := <-t.C:
+			if n := settled(); n != last {
+				last, progress, quiet = n, now, now
+				continue
+			}
+			if now.Sub(quiet) < drainStall {
+				continue
+			}
+			le, ok := comp().(lastErrorer)
+			if !ok {
+				continue
+			}
+			if msg, at := le.LastError(); msg != "" && at.After(progress) {
+				return true
+			}
+		}
+	}
 }
 
 // startLocked starts u: its component built by New the first time, a new

@@ -245,8 +245,8 @@ routes:
 		t.Fatal(err)
 	}
 
-	// Shutdown: the dead output keeps it draining for shutdown_grace, and
-	// readiness is down from the start of it.
+	// Shutdown: readiness is down from the start of it (the dead output is
+	// not waited for long: it keeps failing).
 	cancel()
 	waitFor(t, "/readyz 503 after shutdown began", func() bool {
 		code, body := get(t, metricsAddr, "/readyz")
