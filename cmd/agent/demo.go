@@ -30,7 +30,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "demo-out", "directory for the output files (emptied first)")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if _, err := os.Stat(*logs); err != nil {
 		fmt.Fprintf(stderr, "demo: %v (run from the repository root, or pass --logs)\n", err)

@@ -27,7 +27,7 @@ func cmdHealth(args []string, stdout, stderr io.Writer) int {
 	ready := fs.Bool("ready", false, "check /readyz instead of /healthz")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long (below the caller's own timeout)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "agent health: unexpected arguments:", fs.Args())

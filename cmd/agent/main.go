@@ -103,7 +103,14 @@ commands:
   tap OUTPUT|route:N [--addr ADDR | --config FILE] [-n 100] [--rate 100]
                           stream a sample of the events a running agent
                           stores for an output as JSON lines
+  route --tag TAG [--record JSON] [--config FILE]
+                          print which routes and outputs an event would
+                          take, and why, offline
   version                 print the version
+
+agent <command> --help prints a command's flags; agent types prints every
+option of every input and output type with its type and default (the config
+reference, with docs/operations.md).
 `)
 }
 
@@ -112,7 +119,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/sluice/agent.yml", "config file")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	// `agent validate FILE` as well as --config FILE (the common typo
 	// must not silently check the default path instead).
@@ -168,7 +175,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "/etc/sluice/agent.yml", "config file")
 	watch := fs.Bool("watch-config", false, "reload the config when the file changes (checked every 2s)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	hup := notifyHUP() // reload.go: from now on SIGHUP never kills the agent
 	defer signal.Stop(hup)

@@ -33,7 +33,7 @@ func cmdRoute(args []string, stdout, stderr io.Writer) int {
 	js := fs.String("record", "", `the event's record as a JSON object, e.g. '{"log":"GET / type=access","stream":"stdout"}'`)
 	logText := fs.String("log", "", `shorthand for --record '{"log":TEXT,"stream":"stdout"}'`)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagErrCode(err)
 	}
 	if *tag == "" {
 		fmt.Fprintln(stderr, "agent route: --tag is required")

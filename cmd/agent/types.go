@@ -11,6 +11,10 @@ import (
 // cmdTypes prints every component type with its options and defaults, from
 // the same declarations config decodes and validates with.
 func cmdTypes(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprintln(stdout, "usage: agent types\n\nPrints every input and output type with its options, their types, defaults\nand meaning: the config reference.")
+		return 0
+	}
 	if len(args) > 0 {
 		fmt.Fprintln(stderr, "agent types: takes no arguments")
 		return 2
