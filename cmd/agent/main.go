@@ -28,6 +28,8 @@ import (
 	"syscall"
 
 	"github.com/sluice-agent/sluice/agent"
+	// Before VictoriaMetrics/metrics' init: its log.Printf lines are JSON.
+	_ "github.com/sluice-agent/sluice/cmd/agent/internal/earlylog"
 	"github.com/sluice-agent/sluice/config"
 )
 
