@@ -163,6 +163,9 @@ func (c *Config) Warnings() []string {
 	return w
 }
 
+// maxUnixPath is the longest unix socket path bind(2) takes on Linux.
+const maxUnixPath = 107
+
 func (f *ForwardInput) check(v *checker, p string) {
 	v.checkParser(p, f.Parser, f.ParseJSON)
 	if f.Listen == "" && f.Unix == "" {
@@ -176,6 +179,11 @@ func (f *ForwardInput) check(v *checker, p string) {
 	}
 	if f.Unix != "" {
 		v.claimFile(p+".unix", f.Unix)
+		// bind(2) refuses a longer path (sun_path is 108 bytes on Linux,
+		// with its NUL): catch here what run would refuse.
+		if len(f.Unix) > maxUnixPath {
+			v.errorf(p+".unix", "socket path is %d bytes, more than the %d a unix socket address holds (bind would fail)", len(f.Unix), maxUnixPath)
+		}
 	}
 	if f.UnixMode != nil && *f.UnixMode > 0o777 {
 		v.errorf(p+".unix_mode", "invalid file mode %#o", *f.UnixMode)
