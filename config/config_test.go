@@ -143,10 +143,11 @@ var expectedErrors = []struct {
 	{"path_conflict.bad.yml", `path_conflict.bad.yml:17: outputs[2].file.path: path "/run/fluent.sock" is also used by inputs[0].forward.unix (line 4)`},
 	{"path_conflict.bad.yml", `path_conflict.bad.yml:18: outputs[3].file.path: missing`},
 
-	{"buffer.bad.yml", `buffer.bad.yml:8: outputs[0].buffer.segment_bytes: 8MiB is more than half of max_bytes (10MiB)`},
-	{"buffer.bad.yml", `buffer.bad.yml:13: outputs[1].buffer.chunk_bytes: 8MiB is larger than segment_bytes (4MiB)`},
-	{"buffer.bad.yml", `buffer.bad.yml:17: outputs[2].buffer.max_bytes: must be positive, got 0`},
-	{"buffer.bad.yml", `buffer.bad.yml:18: outputs[2].buffer.fsync_interval: must be positive, got 0s`},
+	{"buffer.bad.yml", `buffer.bad.yml:9: outputs[0].buffer.segment_bytes: 8MiB is more than half of max_bytes (10MiB)`},
+	{"buffer.bad.yml", `buffer.bad.yml:14: outputs[1].buffer.chunk_bytes: 8MiB is larger than segment_bytes (4MiB)`},
+	{"buffer.bad.yml", `buffer.bad.yml:18: outputs[2].buffer.max_bytes: must be positive, got 0`},
+	{"buffer.bad.yml", `buffer.bad.yml:19: outputs[2].buffer.fsync_interval: must be positive, got 0s`},
+	{"buffer.bad.yml", `buffer.bad.yml:23: outputs[3].buffer.max_bytes: 2MiB is too small: a queue holds at least two segments, and each must hold the longest line an input accepts (inputs[0].docker.max_line_bytes: 1MiB) plus 64KiB for the rest of its event; set max_bytes to at least 2176KiB (or lower max_line_bytes, or set segment_bytes)`},
 
 	{"enums.bad.yml", `enums.bad.yml:1: log_level: invalid value "verbose" (want debug, info, warn or error)`},
 	{"enums.bad.yml", `enums.bad.yml:10: outputs[0].forward.compress: invalid value "zstd" (want none or gzip)`},

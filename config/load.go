@@ -117,6 +117,7 @@ func ParseWithEnv(data []byte, filename string, lookup func(string) (string, boo
 	c.File = filename
 	if root != nil {
 		d.config(root, &c)
+		d.bufferDefaults(&c) // buffer.go: segment and chunk sizes scaled to max_bytes
 	}
 	for _, e := range validate(&c, d.lines, d.raw) {
 		if !d.underFailed(e.Path) {

@@ -77,7 +77,13 @@ type Output struct {
 type Buffer struct {
 	// MaxBytes caps the queue on disk. Default 1 GiB. Accepts 512MiB, 1GiB, etc.
 	MaxBytes ByteSize `yaml:"max_bytes"`
-	// SegmentBytes is the size at which a segment file is closed. Default 8 MiB.
+	// SegmentBytes is the size at which a segment file is closed; no chunk
+	// (and so no event) may be larger, and the queue holds at least two.
+	// Default 8 MiB, or a quarter of MaxBytes when that is smaller, but at
+	// least the longest line an input accepts (max_line_bytes of a docker
+	// or cri input, max_partial_bytes of a forward input) plus 64 KiB; a
+	// MaxBytes below two such segments is refused. A value set in the file
+	// is kept as it is: it must be at most half of MaxBytes.
 	SegmentBytes ByteSize `yaml:"segment_bytes"`
 	// Overflow is "drop_oldest" (default) or "block".
 	Overflow string `yaml:"overflow"`
@@ -85,7 +91,8 @@ type Buffer struct {
 	Fsync string `yaml:"fsync"`
 	// FsyncInterval applies to Fsync "interval". Default 1s.
 	FsyncInterval time.Duration `yaml:"fsync_interval"`
-	// ChunkBytes is the target size of one chunk's entries. Default 1 MiB.
+	// ChunkBytes is the target size of one chunk's entries. Default 1 MiB,
+	// or a quarter of SegmentBytes when that is smaller.
 	ChunkBytes ByteSize `yaml:"chunk_bytes"`
 }
 
