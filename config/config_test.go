@@ -75,6 +75,14 @@ var expectedErrors = []struct {
 	errMsg string
 }{
 	{"yaml_syntax.bad.yml", "yaml_syntax.bad.yml:3: invalid YAML: mapping values are not allowed in this context"},
+	{"yaml_env_flow_mapping.bad.yml", `yaml_env_flow_mapping.bad.yml:7: invalid YAML: did not find expected ',' or '}' (hint: quote "${SLUICE_MAX_BYTES}" inside { } or [ ])`},
+	{"yaml_env_flow_sequence.bad.yml", `yaml_env_flow_sequence.bad.yml:7: invalid YAML: did not find expected ',' or '}' (hint: quote "${AGGREGATOR}" inside { } or [ ])`},
+	{"yaml_env_flow_multiline.bad.yml", `yaml_env_flow_multiline.bad.yml:10: invalid YAML: did not find expected ',' or '}' in the flow mapping { } that starts at line 7 (hint: quote "${SLUICE_CHUNK_BYTES:-1MiB}" inside { } or [ ])`},
+	{"yaml_env_quoted.bad.yml", `yaml_env_quoted.bad.yml:7: outputs[0].forward.servers[0].address: environment variable "SLUICE_UNSET_AGGREGATOR" is not set`},
+	{"yaml_env_quoted.bad.yml", `yaml_env_quoted.bad.yml:7: outputs[0].forward.servers[1].address: environment variable "SLUICE_UNSET_STANDBY" is not set`},
+	{"yaml_nested.bad.yml", `yaml_nested.bad.yml:11: invalid YAML: did not find expected key`},
+	{"yaml_unclosed.bad.yml", `yaml_unclosed.bad.yml:1: invalid YAML: found unexpected end of stream`},
+	{"yaml_alias.bad.yml", `yaml_alias.bad.yml:8: invalid YAML: unknown anchor 'bufer' referenced`},
 	{"multi_doc.bad.yml", "multi_doc.bad.yml:5: multiple YAML documents are not supported"},
 	{"not_mapping.bad.yml", "not_mapping.bad.yml:1: expected a mapping, got a list"},
 	{"empty.bad.yml", "empty.bad.yml: inputs: at least one input is required"},

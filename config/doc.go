@@ -7,6 +7,11 @@
 //     *Error per problem, each naming the file, the line and the field path
 //     (for example "agent.yml:14: outputs[1].buffer.max_bytes: invalid size
 //     \"12XB\"").
+//   - A YAML syntax error names the line of the problem, not of the
+//     mapping or list around it (an unclosed string: the line it starts
+//     on), and the line a flow collection starts on when that is earlier;
+//     an unquoted ${VAR} inside { } or [ ], whose braces YAML reads as a
+//     nested mapping, gets a hint to quote it (see yamlerr.go).
 //   - Decoding is strict: unknown keys at any depth, duplicate keys, values of
 //     the wrong type and multiple YAML documents are errors.
 //   - ${VAR} and ${VAR:-default} are expanded from the environment in scalar

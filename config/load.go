@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func ParseWithEnv(data []byte, filename string, lookup func(string) (string, boo
 	}
 	root, err := parseYAML(data)
 	if err != nil {
-		return nil, Errors{yamlError(filename, err)}
+		return nil, Errors{yamlError(filename, data, err)}
 	}
 	d := &decoder{file: filename, lookup: lookup, lines: map[string]int{}, failed: map[string]bool{}, raw: map[string]string{}}
 	c := DefaultConfig()
@@ -155,40 +154,4 @@ func parseYAML(data []byte) (*yaml.Node, error) {
 		return doc.Content[0], nil
 	}
 	return &doc, nil
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// yamlParserProblems are the messages of yaml.v3's parser, whose line
-// numbers are 0-based (its scanner's are 1-based).
-var yamlParserProblems = map[string]bool{
-	"did not find expected ',' or ']'":       true,
-	"did not find expected ',' or '}'":       true,
-	"did not find expected '-' indicator":    true,
-	"did not find expected <document start>": true,
-	"did not find expected <stream-start>":   true,
-	"did not find expected key":              true,
-	"did not find expected node content":     true,
-	"found duplicate %TAG directive":         true,
-	"found duplicate %YAML directive":        true,
-	"found incompatible YAML document":       true,
-	"found undefined tag handle":             true,
-}
-
-// yamlError turns a YAML syntax error into an *Error with its line.
-func yamlError(file string, err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		e.File = file
-		return e
-	}
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		if yamlParserProblems[m[2]] {
-			n++ // yaml.v3 reports parser (not scanner) errors one line early
-		}
-		return &Error{File: file, Line: n, Msg: "invalid YAML: " + m[2]}
-	}
-	return &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
