@@ -32,6 +32,11 @@ type ForwardInput struct {
 	// Parser parses the log field of each record into record fields (see
 	// Parser); parse_json: true is parser {type: json}.
 	Parser *Parser `yaml:"parser"`
+	// Multiline joins the lines of one message (a stack trace) per
+	// connection and stream (tag, container_id and source), after partial
+	// lines are joined and before the parser. In a request that asks for
+	// an ack, lines are joined only within that request.
+	Multiline *Multiline `yaml:"multiline"`
 	// MaxMessageBytes caps one request on the wire. Default 16 MiB.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// MaxDecompressedBytes caps one decompressed request. Default 64 MiB
@@ -168,6 +173,7 @@ const maxUnixPath = 107
 
 func (f *ForwardInput) check(v *checker, p string) {
 	v.checkParser(p, f.Parser, f.ParseJSON)
+	v.checkMultiline(p, f.Multiline, 0) // no line cap: a record's log is as long as its request allows
 	if f.Listen == "" && f.Unix == "" {
 		v.errorf(p+".listen", "no listener: set listen, unix or both")
 	}

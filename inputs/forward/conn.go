@@ -89,6 +89,7 @@ type conn struct {
 	nacks   int
 	out     []byte // handshake messages
 	parts   partials
+	ml      *mlState // multiline joining (multiline.go); nil without
 	eventFn func(int64, []byte) error
 
 	maxEvent, maxEventTag int  // Router.MaxEventBytes for tags of maxEventTag bytes
@@ -121,6 +122,9 @@ func newConn(in *Input, ctx context.Context, nc net.Conn) *conn {
 	}
 	c.lastRead.Store(c.connected.UnixNano())
 	c.eventFn = c.onEvent
+	if in.ml != nil {
+		c.ml = newMLState(in.ml)
+	}
 	return c
 }
 
@@ -208,10 +212,16 @@ func (c *conn) loop() error {
 				return err
 			}
 		}
+		// Multiline groups idle for their flush timeout.
+		if c.ml != nil {
+			if err := c.mlTick(time.Now()); err != nil {
+				return err
+			}
+		}
 		if err := c.commit(); err != nil {
 			return err
 		}
-		n, err := c.read(c.parts.nextDeadline())
+		n, err := c.read(c.nextDeadline())
 		if n > 0 {
 			continue // decode what came, even if err is set; Read says it again
 		}
@@ -275,8 +285,8 @@ func (c *conn) stallDeadline() time.Time {
 }
 
 // read reads more bytes into the buffer, with a read deadline of the
-// earliest of want (partial line timeouts), the stall deadline and the
-// shutdown grace.
+// earliest of want (partial line and multiline timeouts), the stall
+// deadline and the shutdown grace.
 func (c *conn) read(want time.Time) (int, error) {
 	if err := c.makeRoom(); err != nil {
 		return 0, err
@@ -521,6 +531,9 @@ func (c *conn) handleRequest(req wire.Request, err error) error {
 	}
 	c.in.m.requests.Inc()
 	c.reqTag, c.reqChunk = req.Tag, req.Chunk
+	if c.ml != nil {
+		c.ml.req++
+	}
 	var invalid int
 	if req.Mode == wire.ModeCompressedPackedForward {
 		invalid, err = c.inflateEvents(&req)
@@ -549,6 +562,13 @@ func (c *conn) handleRequest(req wire.Request, err error) error {
 		return err // from the Writer
 	}
 	if req.Chunk != nil {
+		// Nothing this request sent may be held in a multiline group when
+		// its ack goes out: close the groups it gave lines to.
+		if c.ml != nil {
+			if err := c.mlEndRequest(); err != nil {
+				return err
+			}
+		}
 		c.acks = wire.AppendAck(c.acks, req.Chunk)
 		c.nacks++
 	}
@@ -691,13 +711,14 @@ func (c *conn) logInvalid(msg string, args ...any) {
 }
 
 // onEvent handles one decoded event: Docker partial fragments go to
-// reassembly, everything else is stored at once.
+// reassembly, everything else is stored at once (through multiline
+// joining, if configured: store).
 func (c *conn) onEvent(ns int64, rec []byte) error {
 	scanRecord(rec, &c.ri)
 	if c.ri.partial && len(c.ri.pid) > 0 {
 		return c.onPartial(ns, rec)
 	}
-	return c.emit(c.reqTag, ns, rec, &c.ri, nil, false, false)
+	return c.store(c.reqTag, ns, rec, &c.ri, nil, false, false)
 }
 
 // emit stores one event: a Docker record is normalized (log replaced by
@@ -794,7 +815,7 @@ func (c *conn) onPartial(ns int64, rec []byte) error {
 			c.parts.remove(g)
 		}
 		c.in.m.partialUnjoined.Inc()
-		return c.emit(c.reqTag, ns, rec, &c.ri, nil, false, true)
+		return c.store(c.reqTag, ns, rec, &c.ri, nil, false, true)
 	}
 	if g == nil {
 		if len(c.parts.groups) >= maxPartialGroups {
@@ -822,11 +843,12 @@ func (c *conn) onPartial(ns int64, rec []byte) error {
 }
 
 // emitGroup stores what a partial group holds, with the first fragment's
-// metadata and time. keepPartial keeps its partial_* fields (the line is
-// not complete and more fragments follow as separate events).
+// metadata and time (a complete line goes through multiline joining, if
+// configured). keepPartial keeps its partial_* fields (the line is not
+// complete and more fragments follow as separate events).
 func (c *conn) emitGroup(g *partialGroup, keepPartial bool) error {
 	scanRecord(g.first, &c.gri)
-	return c.emit(g.tag, g.time, g.first, &c.gri, g.log, true, keepPartial)
+	return c.store(g.tag, g.time, g.first, &c.gri, g.log, true, keepPartial)
 }
 
 // expirePartials stores the partial lines whose last fragment did not come
@@ -919,7 +941,8 @@ func (c *conn) write(b []byte) error {
 	return err
 }
 
-// finish stores held partial lines, flushes, sends the last acks and closes.
+// finish stores held partial lines and multiline groups, flushes, sends
+// the last acks and closes.
 func (c *conn) finish() {
 	for len(c.parts.groups) > 0 {
 		g := c.parts.groups[0]
@@ -929,6 +952,9 @@ func (c *conn) finish() {
 			break
 		}
 		c.parts.remove(g)
+	}
+	if err := c.mlCloseAll(); err != nil {
+		c.log.Error("store held multiline groups at close", "err", err)
 	}
 	if err := c.commit(); err != nil {
 		c.log.Error("final flush of forward connection", "err", err)

@@ -17,7 +17,9 @@
 //     the ack then survives kill -9, not power loss. Under overflow
 //     "drop_oldest" a full queue may still drop acked chunks later (counted
 //     in sluice_buffer_dropped_*): an ack promises storage, not that the
-//     queue's size cap will never apply.
+//     queue's size cap will never apply. A line held in memory (a partial
+//     fragment, a line in an open multiline group) is never covered by an
+//     ack: see "Acks and partial lines" and "Acks and multiline".
 //   - Nothing is lost while a queue refuses appends (full disk, overflow
 //     "block" at its cap): Flush keeps what it did not append, the
 //     connection retries it with back-off and reads nothing meanwhile, so
@@ -44,13 +46,14 @@
 //     announcing more is refused as soon as its header is read, before its
 //     bytes arrive); decompression stops at max_decompressed_bytes (a gzip
 //     bomb is refused); at most 16 partial lines of at most
-//     max_partial_bytes each are held. Buffers shrink back as soon as they
-//     are empty. Across connections: what they buffer beyond a fixed
-//     baseline comes out of one memory budget, max_buffered_bytes (see
-//     Memory budget). Refusals are logged, counted
-//     (sluice_input_limit_violations_total{limit=...}) and close the
-//     connection after the earlier requests were flushed and acked; the
-//     refused request is never acked.
+//     max_partial_bytes each are held, and with multiline at most 16
+//     streams' groups of at most max_bytes each (see Memory budget).
+//     Buffers shrink back as soon as they are empty. Across connections:
+//     what they buffer beyond a fixed baseline comes out of one memory
+//     budget, max_buffered_bytes (see Memory budget). Refusals are logged,
+//     counted (sluice_input_limit_violations_total{limit=...}) and close
+//     the connection after the earlier requests were flushed and acked;
+//     the refused request is never acked.
 //   - Accepting never waits on an output: listeners are bound when Run
 //     starts (before anything else happens), a connection that finds no
 //     slot is closed at once (below), and with the default drop_oldest
@@ -210,9 +213,10 @@
 // of decompression output kept between requests, the Writer's encoded
 // events (at most about 1 MiB plus one event, per output, while a request
 // is handled; the Writer keeps up to 4 MiB of recycled buffers), partial
-// lines, the goroutine, and the kernel's socket buffers. So the input's
-// memory is at most max_buffered_bytes plus about 130 KiB per open
-// connection (and the Writer's buffers per busy one), plus garbage not yet
+// lines, multiline groups, the goroutine, and the kernel's socket buffers.
+// So the input's memory is at most max_buffered_bytes plus about 130 KiB
+// per open connection (and the Writer's buffers per busy one, and the
+// partial lines and multiline groups it holds), plus garbage not yet
 // collected, which GOMEMLIMIT keeps in check. With 16 concurrent gzip
 // bombs and 40 clients holding half-sent 15 MB requests against the
 // default budget of a 256 MiB pod (64 MiB) and GOMEMLIMIT at 230 MiB, the
@@ -220,6 +224,20 @@
 // 240 MiB (1.4 GB before the budget) while well-behaved clients' events
 // all arrive (test TestMemoryBudgetRSS in test/e2e;
 // TestMemoryBudgetUnderAttack here).
+//
+// Multiline groups are outside the budget, as partial lines are: a
+// connection holds them while idle, between requests (up to
+// flush_timeout), and the budget's deadlock rule relies on its holders
+// being busy with a request. They are bounded per connection instead: at
+// most 16 streams (a 17th closes the least recently used one's group),
+// each holding at most max_bytes of lines, plus the records of its first
+// line and of up to 4 blank lines it holds, without their logs (a record
+// with more than 64 KiB besides its log is not joined); the joiner also
+// keeps the buffer of the last group it emitted, up to max_bytes, until
+// its next one (one idle after a group over 64 KiB is dropped). So at most
+// 16 x (2 x max_bytes + 320 KiB), about 37 MiB with the default max_bytes
+// of 1 MiB, on a connection interleaving 16 runaway traces; a Docker
+// driver connection holds one or two streams' groups, usually a few KiB.
 //
 // # Records
 //
@@ -254,6 +272,31 @@
 // come within partial_timeout, or the connection ends, what arrived is
 // stored as the line (sluice_input_partial_incomplete_total).
 //
+// Multiline (multiline:, the docker input's section: built-in rules java,
+// go, python, ruby, javascript, custom start and continue regexes,
+// flush_timeout, max_bytes, max_lines; package internal/multiline): the
+// log of each record, after partial lines are joined and before
+// parse_json or the parser (the docker input's order), goes to a joiner
+// per connection and stream: the client's tag with the record's
+// container_id and source (stdout or stderr) when it has them. Docker's
+// driver opens one connection per container, but FireLens and Fluent Bit
+// multiplex containers on one, so the stream comes from the record, not
+// the connection. A joined event keeps its first line's record (a Docker
+// record's labels, FireLens fields, any other record's fields in their
+// order) and time, with log replaced by the lines joined with "\n"; a line
+// no rule takes is stored as it would be without multiline, and blank
+// lines a group held and then let go keep their own records and times. A
+// held group is stored when a line ends it; flush_timeout (default 1s)
+// after its last line, the connection's read deadline waking it with no
+// further byte (sluice_input_multiline_timeouts_total); when its
+// connection ends or the input stops (never dropped); or when a 17th
+// stream on the connection needs a joiner, the least recently used one's
+// group. A group over max_bytes (default 1 MiB) or max_lines is stored
+// truncated once, the rest of it dropped, counted and logged
+// (rate-limited). Not joined, and stored after what their stream holds:
+// records without a str log, records with more than 64 KiB besides their
+// log, and fragments stored as such (below).
+//
 // Acks and partial lines: a fragment held in memory is not durable, so it
 // must not be acked; but Docker's driver with fluentd-request-ack waits for
 // each fragment's ack before it sends the next one, so withholding the ack
@@ -263,6 +306,20 @@
 // what was held for the same partial_id, if anything), and then acked
 // (sluice_input_partial_unjoined_total). Reassembly happens when no ack is
 // requested: Docker's default, and FireLens.
+//
+// Acks and multiline: for the same reason, a line held in an open group
+// is not durable, so it must not be acked; but Docker's driver with
+// fluentd-request-ack (fluent-logger-golang) waits for each ack before it
+// sends the next line, so withholding the ack until the group ends would
+// stall the container for flush_timeout per line. The groups that a
+// request with a chunk gave lines to are therefore closed at the end of
+// that request: their events are stored, then flushed, and only then is
+// the request acked (sluice_input_multiline_cut_total{reason="ack"}
+// counts the groups still open there). Lines are joined only within such
+// a request: a Forward or PackedForward request carrying a whole trace is
+// joined, but Docker's driver with acks sends one line per request, so
+// none of its lines is joined. Joining across requests happens when no
+// ack is requested: Docker's default, and FireLens.
 //
 // Tags: the client's tag, or the tag template (Tag) with {tag}, {name},
 // {id}, {short_id}, {stream}, {label:KEY}, {field:KEY} (a record field, or a
@@ -281,6 +338,12 @@
 // sluice_input_handshake_failures_total (TLS and Forward handshakes),
 // sluice_input_partial_reassemblies_total,
 // sluice_input_partial_incomplete_total, sluice_input_partial_unjoined_total,
+// sluice_input_multiline_groups_total (events of two lines or more),
+// sluice_input_multiline_truncated_total (groups cut at max_bytes or
+// max_lines), sluice_input_multiline_timeouts_total (groups stored by
+// flush_timeout), sluice_input_multiline_cut_total{reason="ack" |
+// "max_groups" | "close"} (open groups stored at the end of a request with
+// a chunk, to make room for another stream, at the connection's end),
 // sluice_input_connections_evicted_total{reason="unused" | "idle" |
 // "handshake_timeout"},
 // sluice_input_limit_violations_total{limit="message_bytes" |
@@ -303,7 +366,9 @@
 //     keepalive always on.
 //   - Reassembly is per connection: if the driver reconnects in the middle
 //     of a long line, the fragments before and after are stored as two
-//     incomplete lines.
+//     incomplete lines. So is multiline joining: a trace the driver sends
+//     over two connections is stored as two events. With acks, lines are
+//     joined only within a request (see Acks and multiline).
 //   - Under attack the budget is shared with the attacker: clients that
 //     hold it (a large request sent slowly, within buffer_wait_timeout
 //     between bytes) can make legitimate large requests wait and be

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluice-agent/sluice/config"
+	"github.com/sluice-agent/sluice/internal/multiline"
 	"github.com/sluice-agent/sluice/internal/parse"
 	"github.com/sluice-agent/sluice/internal/record"
 	"github.com/sluice-agent/sluice/pipeline"
@@ -58,6 +60,7 @@ type Input struct {
 	log      *slog.Logger
 	m        *inputMetrics
 	tmpl     *record.Template
+	ml       *multiline.Config // nil: no multiline joining
 	tlsConf  *tls.Config
 	sec      *security
 	rand     io.Reader                 // nonces and salts; tests replace it
@@ -83,6 +86,7 @@ type Input struct {
 	invalidLog   rateLimit // invalid events and requests
 	flushLog     rateLimit // failing Flushes
 	memLog       rateLimit // connections refused by the memory budget
+	mlLog        rateLimit // multiline groups truncated
 }
 
 // New validates cfg and returns an Input. It does not bind anything; Run
@@ -101,6 +105,21 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		if _, err := parse.New(*pc); err != nil {
 			return nil, fmt.Errorf("forward input %s: parser: %w", id, err)
 		}
+	}
+	var ml *multiline.Config
+	if cfg.Multiline != nil {
+		mc := cfg.Multiline.JoinerConfig()
+		mc.Rules = slices.Clone(mc.Rules)
+		if mc.FlushTimeout == 0 {
+			mc.FlushTimeout = multiline.DefaultFlushTimeout
+		}
+		if mc.MaxBytes == 0 {
+			mc.MaxBytes = multiline.DefaultMaxBytes
+		}
+		if _, err := multiline.New(mc); err != nil {
+			return nil, fmt.Errorf("forward input %s: %w", id, err)
+		}
+		ml = &mc
 	}
 	def := config.DefaultForwardInput()
 	if cfg.Listen == "" && cfg.Unix == "" {
@@ -188,6 +207,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		r:            r,
 		log:          log, // the agent labels it input=<id>
 		m:            m,
+		ml:           ml,
 		rand:         rand.Reader,
 		sourceOf:     sourceOf,
 		ready:        make(chan struct{}),
@@ -200,6 +220,7 @@ func New(id string, cfg config.ForwardInput, r *pipeline.Router, log *slog.Logge
 		invalidLog:   rateLimit{interval: 10 * time.Second},
 		flushLog:     rateLimit{interval: 10 * time.Second},
 		memLog:       rateLimit{interval: 10 * time.Second},
+		mlLog:        rateLimit{interval: 10 * time.Second},
 		mem:          newMemBudget(int64(cfg.MaxBufferedBytes)),
 	}
 	budgetGauges(set, id, in.mem)

@@ -39,6 +39,12 @@ type inputMetrics struct {
 	refusedDepth         *metrics.Counter // ...{reason="nesting_depth"}
 	flushRetries         *metrics.Counter // sluice_input_flush_failures_total
 	discarded            *metrics.Counter // sluice_input_discarded_events_total (held when a connection gave up)
+	mlGroups             *metrics.Counter // sluice_input_multiline_groups_total (events of two lines or more)
+	mlTruncated          *metrics.Counter // sluice_input_multiline_truncated_total (cut at max_bytes or max_lines)
+	mlTimeouts           *metrics.Counter // sluice_input_multiline_timeouts_total (emitted by flush_timeout)
+	mlCutAck             *metrics.Counter // sluice_input_multiline_cut_total{reason="ack"}: closed at the end of a request with a chunk
+	mlCutGroups          *metrics.Counter // ...{reason="max_groups"}: the connection's least recently used stream made room
+	mlCutClose           *metrics.Counter // ...{reason="close"}: the connection ended (or the input stopped)
 }
 
 func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
@@ -50,6 +56,9 @@ func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
 	}
 	e := func(reason string) *metrics.Counter {
 		return set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_connections_evicted_total{input=%q,reason=%q}`, id, reason))
+	}
+	mlCut := func(reason string) *metrics.Counter {
+		return set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_multiline_cut_total{input=%q,reason=%q}`, id, reason))
 	}
 	return &inputMetrics{
 		connections:          set.GetOrCreateGauge(fmt.Sprintf(`sluice_input_connections{input=%q}`, id), nil),
@@ -80,6 +89,12 @@ func newInputMetrics(set *metrics.Set, id string) *inputMetrics {
 		refusedDepth:         set.GetOrCreateCounter(fmt.Sprintf(`sluice_input_refused_events_total{input=%q,reason="nesting_depth"}`, id)),
 		flushRetries:         c("flush_failures_total"),
 		discarded:            c("discarded_events_total"),
+		mlGroups:             c("multiline_groups_total"),
+		mlTruncated:          c("multiline_truncated_total"),
+		mlTimeouts:           c("multiline_timeouts_total"),
+		mlCutAck:             mlCut("ack"),
+		mlCutGroups:          mlCut("max_groups"),
+		mlCutClose:           mlCut("close"),
 	}
 }
 
