@@ -16,7 +16,7 @@ import (
 // templates, so one output can feed a group per log type and a stream per
 // host and tag.
 //
-// Delivery defaults of the type (config.Delivery fields left at zero):
+// The type's defaults for the delivery keys not set:
 // workers 2, flush_interval 5s (as Docker's awslogs driver batches: the
 // PutLogEvents quota is per account, shared by the whole fleet).
 type CloudWatchLogsOutput struct {
@@ -57,11 +57,13 @@ type CloudWatchLogsOutput struct {
 	// (up to 1048550 here).
 	MaxEventBytes ByteSize `yaml:"max_event_bytes"`
 	// MaxBatchEvents and MaxBatchBytes bound one batch of the delivery
-	// engine, and so every PutLogEvents request made from it. Bytes count
-	// each message plus 26, as CloudWatch does. Defaults and maximums are
-	// the service's limits: 10000 events and 1048576 bytes.
-	MaxBatchEvents int      `yaml:"max_batch_events"`
-	MaxBatchBytes  ByteSize `yaml:"max_batch_bytes"`
+	// engine, and so every PutLogEvents request made from it. Default and
+	// maximum 10000 events, the service's limit.
+	MaxBatchEvents int `yaml:"max_batch_events"`
+	// MaxBatchBytes bounds the bytes of one batch, counting each message
+	// plus 26, as CloudWatch does. Default and maximum 1048576, the
+	// service's limit.
+	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 
 	// CreateLogGroup creates a missing log group (on the first
 	// ResourceNotFoundException), with retention_in_days, log_group_class
@@ -94,12 +96,16 @@ type CloudWatchLogsOutput struct {
 	// environment, shared config and credentials files, web identity (EKS
 	// IRSA), container credentials (ECS task role, EKS Pod Identity), EC2
 	// instance metadata.
-	AccessKeyID     string `yaml:"access_key_id"`
+	AccessKeyID string `yaml:"access_key_id"`
+	// SecretAccessKey is the secret key of AccessKeyID.
 	SecretAccessKey Secret `yaml:"secret_access_key"`
-	SessionToken    Secret `yaml:"session_token"`
+	// SessionToken, with AccessKeyID and SecretAccessKey, makes them
+	// temporary credentials.
+	SessionToken Secret `yaml:"session_token"`
 	// RoleARN is a role assumed (STS AssumeRole) with the credentials
-	// above; ExternalID is passed along if the role requires it.
-	RoleARN    string `yaml:"role_arn"`
+	// above (static or from the default chain).
+	RoleARN string `yaml:"role_arn"`
+	// ExternalID is passed to AssumeRole, for a role that requires it.
 	ExternalID string `yaml:"external_id"`
 }
 

@@ -262,7 +262,7 @@ func formatDefault(name string, v reflect.Value, set bool) string {
 	}
 	switch {
 	case v.Type() == durationType:
-		return time.Duration(v.Int()).String()
+		return formatDuration(time.Duration(v.Int()))
 	case v.Type() == byteSizeType, v.Kind() == reflect.Int && strings.HasSuffix(name, "_bytes"):
 		return formatSize(ByteSize(v.Int()))
 	case v.Kind() == reflect.Uint32:
@@ -275,4 +275,17 @@ func formatDefault(name string, v reflect.Value, set bool) string {
 		return v.String()
 	}
 	return fmt.Sprint(v.Interface())
+}
+
+// formatDuration is d.String() without zero minutes and seconds: 1m, not
+// 1m0s; 1h, not 1h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

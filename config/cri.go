@@ -27,7 +27,7 @@ type CRIInput struct {
 	Tag string `yaml:"tag"`
 	// ParseJSON parses a log payload that is a JSON object into record fields.
 	ParseJSON bool `yaml:"parse_json"`
-	// Parser parses the log payload into record fields (see Parser);
+	// Parser parses the log payload into record fields (its keys below);
 	// parse_json: true is parser {type: json}.
 	Parser *Parser `yaml:"parser"`
 	// Multiline joins the lines of one message (a stack trace) per stream.
@@ -84,10 +84,12 @@ type CRIKubernetes struct {
 	// NodeName is the node whose pods are watched. Default: the NODE_NAME
 	// environment variable (the DaemonSet sets it from spec.nodeName).
 	NodeName string `yaml:"node_name"`
-	// TokenFile and CAFile replace the service account's token and CA
-	// files (/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt}).
+	// TokenFile replaces the service account's token file
+	// (/var/run/secrets/kubernetes.io/serviceaccount/token).
 	TokenFile string `yaml:"token_file"`
-	CAFile    string `yaml:"ca_file"`
+	// CAFile replaces the service account's CA file
+	// (/var/run/secrets/kubernetes.io/serviceaccount/ca.crt).
+	CAFile string `yaml:"ca_file"`
 	// MetadataWait is how long the input waits at start for the first pod
 	// list before it reads (lines of pods not known yet are shipped with
 	// the path's metadata and later lines enriched). 0: no wait. Default 2s.

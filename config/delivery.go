@@ -17,11 +17,12 @@ type Delivery struct {
 	// sent or retried). Default 8 MiB per worker, at most a quarter of
 	// buffer.max_bytes.
 	MaxInFlightBytes ByteSize `yaml:"max_in_flight_bytes"`
-	// RetryInitial and RetryMax bound the exponential back-off with full
-	// jitter between retries of the events a destination did not take.
-	// Defaults 1s and 60s.
+	// RetryInitial is the first wait of the exponential back-off (with
+	// full jitter) between retries of the events a destination did not
+	// take. Default 1s.
 	RetryInitial time.Duration `yaml:"retry_initial"`
-	RetryMax     time.Duration `yaml:"retry_max"`
+	// RetryMax caps the back-off's wait. Default 60s.
+	RetryMax time.Duration `yaml:"retry_max"`
 	// MaxRetries gives up on an event after this many retries: it goes to
 	// the dead-letter queue (reason max_retries). 0 (default) retries
 	// forever: the data waits on disk.
@@ -34,8 +35,8 @@ type Delivery struct {
 // buffer's format under <data_dir>/deadletter/<output id>, each event
 // carrying the reason it was refused. Read it with `agent buffer`.
 type DeadLetter struct {
-	// Enabled keeps refused events (nil: true); false drops them, counted
-	// by reason.
+	// Enabled keeps refused events (default true); false drops them,
+	// counted by reason.
 	Enabled *bool `yaml:"enabled"`
 	// MaxBytes caps the queue on disk; when full its oldest events are
 	// dropped, counted. Default 256 MiB.

@@ -50,12 +50,16 @@
 // # Value syntax
 //
 //   - Durations use Go syntax: 500ms, 5s, 1m30s.
-//   - Sizes (ByteSize fields and int fields whose key ends in _bytes) accept
-//     plain integers and units: 512KiB, 8MiB, 1GiB, 100MB, 10k.
+//   - Sizes (the keys of type size) accept plain integers and units:
+//     512KiB, 8MiB, 1GiB, 100MB, 10k.
 //   - unix_mode is octal, with or without a leading 0 or 0o: 0660, 660, 0o660.
 //   - YAML anchors, aliases and merge keys (<<) are supported. Top-level
 //     keys starting with "x-" are ignored, so they can hold anchors (as in
 //     Docker Compose files).
+//   - Any scalar value may hold ${VAR} or ${VAR:-default}, expanded from
+//     the environment after parsing (a value can never add YAML
+//     structure); $${ is a literal ${. Inside { } or [ ] quote it:
+//     {max_bytes: '${MAX_BYTES}'}.
 //
 // # Known limitations
 //

@@ -13,7 +13,7 @@ type DockerInput struct {
 	Tag string `yaml:"tag"`
 	// ParseJSON parses a log payload that is a JSON object into record fields.
 	ParseJSON bool `yaml:"parse_json"`
-	// Parser parses the log payload into record fields (see Parser);
+	// Parser parses the log payload into record fields (its keys below);
 	// parse_json: true is parser {type: json}.
 	Parser *Parser `yaml:"parser"`
 	// Multiline joins the lines of one message (a stack trace) per stream.

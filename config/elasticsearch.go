@@ -67,6 +67,7 @@ type ElasticsearchOutput struct {
 	CompressLevel int `yaml:"compress_level"`
 	// Username and Password are HTTP basic authentication.
 	Username string `yaml:"username"`
+	// Password of Username (basic authentication).
 	Password Secret `yaml:"password"`
 	// APIKey is an Elasticsearch API key, the base64 "encoded" value the
 	// create API key call returns: sent as Authorization: ApiKey <api_key>.
@@ -93,7 +94,9 @@ type ElasticsearchOutput struct {
 
 // HTTPHeader is one extra request header.
 type HTTPHeader struct {
-	Name  string `yaml:"name"`
+	// Name of the header, e.g. Authorization.
+	Name string `yaml:"name"`
+	// Value of the header (a secret: it may hold a token).
 	Value Secret `yaml:"value"`
 }
 

@@ -2,6 +2,8 @@ package config
 
 // FileOutput writes JSON lines to a file.
 type FileOutput struct {
+	// Path of the file the JSON lines are appended to (created if
+	// missing). Required.
 	Path string `yaml:"path"`
 }
 

@@ -10,7 +10,7 @@ import "time"
 // aggregation cuts the cost of small events; the destination (S3, for
 // one) sees the same lines either way.
 //
-// Delivery defaults of the type (config.Delivery fields left at zero):
+// The type's defaults for the delivery keys not set:
 // workers 2, flush_interval 1s.
 type FirehoseOutput struct {
 	// DeliveryStreamName names the delivery stream. Required.
@@ -40,22 +40,38 @@ type FirehoseOutput struct {
 	// is larger is dead-lettered (reason too_large). Default and maximum
 	// 1024000 (1,000 KiB), the service's limit.
 	MaxRecordBytes ByteSize `yaml:"max_record_bytes"`
-	// MaxBatchRecords and MaxBatchBytes bound one PutRecordBatch request.
-	// Defaults and maximums are the service's limits: 500 records and
-	// 4MiB.
-	MaxBatchRecords int      `yaml:"max_batch_records"`
-	MaxBatchBytes   ByteSize `yaml:"max_batch_bytes"`
+	// MaxBatchRecords bounds the records of one PutRecordBatch request.
+	// Default and maximum 500, the service's limit.
+	MaxBatchRecords int `yaml:"max_batch_records"`
+	// MaxBatchBytes bounds the bytes of one PutRecordBatch request.
+	// Default and maximum 4MiB, the service's limit.
+	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 	// RequestTimeout bounds each PutRecordBatch call. Default 30s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 
-	// Region, endpoint and credentials, as for cloudwatch_logs.
-	Region          string `yaml:"region"`
-	Endpoint        string `yaml:"endpoint"`
-	AccessKeyID     string `yaml:"access_key_id"`
+	// Region of the service. Default: the AWS default chain (AWS_REGION,
+	// AWS_DEFAULT_REGION, the shared config's profile), else us-east-1
+	// when endpoint is set; with neither, the output does not start.
+	Region string `yaml:"region"`
+	// Endpoint replaces the region's endpoint URL (http://host:port or
+	// https://host), for VPC endpoints, proxies and test doubles.
+	Endpoint string `yaml:"endpoint"`
+	// AccessKeyID and SecretAccessKey (and SessionToken) are static
+	// credentials. Without them the AWS default chain is used:
+	// environment, shared config and credentials files, web identity (EKS
+	// IRSA), container credentials (ECS task role, EKS Pod Identity), EC2
+	// instance metadata.
+	AccessKeyID string `yaml:"access_key_id"`
+	// SecretAccessKey is the secret key of AccessKeyID.
 	SecretAccessKey Secret `yaml:"secret_access_key"`
-	SessionToken    Secret `yaml:"session_token"`
-	RoleARN         string `yaml:"role_arn"`
-	ExternalID      string `yaml:"external_id"`
+	// SessionToken, with AccessKeyID and SecretAccessKey, makes them
+	// temporary credentials.
+	SessionToken Secret `yaml:"session_token"`
+	// RoleARN is a role assumed (STS AssumeRole) with the credentials
+	// above (static or from the default chain).
+	RoleARN string `yaml:"role_arn"`
+	// ExternalID is passed to AssumeRole, for a role that requires it.
+	ExternalID string `yaml:"external_id"`
 }
 
 // Data Firehose limits (PutRecordBatch) and delivery defaults.

@@ -10,6 +10,9 @@ import (
 
 // ForwardOutput sends chunks to Fluentd/Fluent Bit/Sluice servers.
 type ForwardOutput struct {
+	// Servers are the destinations: events are spread over the active
+	// servers by weight, and go to the standby ones only while every
+	// active server is down. At least one, unless discovery is set.
 	Servers []ForwardServer `yaml:"servers"`
 	// Compress is "none" (default) or "gzip".
 	Compress string `yaml:"compress"`
@@ -25,10 +28,11 @@ type ForwardOutput struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// HeartbeatInterval probes down servers (and idle ones). Default 1s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	// RetryInitial and RetryMax bound the exponential back-off with jitter.
-	// Defaults 1s and 60s.
+	// RetryInitial is the first wait of the exponential back-off (with
+	// jitter) between retries of a chunk. Default 1s.
 	RetryInitial time.Duration `yaml:"retry_initial"`
-	RetryMax     time.Duration `yaml:"retry_max"`
+	// RetryMax caps the back-off's wait. Default 60s.
+	RetryMax time.Duration `yaml:"retry_max"`
 	// MaxRetries gives up on a chunk after this many retries (MaxRetries+1
 	// failed sends; the chunk is dropped, counted and logged); 0 (default)
 	// retries forever (the data waits on disk).
@@ -71,11 +75,17 @@ const (
 
 // ForwardServer is one destination of a forward output.
 type ForwardServer struct {
-	Address string `yaml:"address"` // host:port, or unix:///path
-	Weight  int    `yaml:"weight"`  // default 60, as in Fluentd
-	Standby bool   `yaml:"standby"` // used only when every active server is down
-	// Username/Password for the handshake's user authentication.
+	// Address is host:port, or unix:///path. Required.
+	Address string `yaml:"address"`
+	// Weight is the server's share of the events among the active
+	// servers. Default 60, as in Fluentd.
+	Weight int `yaml:"weight"`
+	// Standby servers take events only while every active server is down.
+	Standby bool `yaml:"standby"`
+	// Username for the handshake's user authentication (the server's
+	// security.users; needs the output's security section).
 	Username string `yaml:"username"`
+	// Password of Username.
 	Password Secret `yaml:"password"`
 }
 

@@ -15,7 +15,7 @@ import (
 // acknowledged only once every one of its records was acknowledged by the
 // broker (acks=all and the idempotent producer by default).
 //
-// Delivery defaults of the type (config.Delivery fields left at zero):
+// The type's defaults for the delivery keys not set:
 // workers 4, flush_interval 100ms, max_in_flight_bytes 16MiB, and eager
 // batches: a batch is handed to the producer as soon as a worker is
 // free, and the producer itself groups records per partition (linger).
@@ -84,9 +84,11 @@ type KafkaOutput struct {
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
 	// MaxBatchBytes and MaxBatchEvents bound the records handed to the
 	// producer at once by one worker (the delivery engine's batch); the
-	// queue is acknowledged per batch. Defaults 1MiB and 5000.
-	MaxBatchBytes  ByteSize `yaml:"max_batch_bytes"`
-	MaxBatchEvents int      `yaml:"max_batch_events"`
+	// queue is acknowledged per batch. Default 1MiB.
+	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
+	// MaxBatchEvents bounds the records of one batch (see
+	// MaxBatchBytes). Default 5000.
+	MaxBatchEvents int `yaml:"max_batch_events"`
 	// Linger is how long a partition's batch waits for more records before
 	// it is sent (linger.ms). Default 0: the delivery engine hands over
 	// whole batches already, and records that arrive while requests are in
@@ -122,10 +124,12 @@ type KafkaOutput struct {
 
 // KafkaHeader is one record header of a kafka output.
 type KafkaHeader struct {
+	// Name is the header's key. Required.
 	Name string `yaml:"name"`
-	// Value is a static value; Field, if set, takes the value from this
-	// record field instead (a dotted path into nested maps).
+	// Value is the header's static value.
 	Value string `yaml:"value"`
+	// Field, if set, takes the header's value from this record field
+	// instead of value (a dotted path into nested maps).
 	Field string `yaml:"field"`
 }
 
@@ -134,8 +138,10 @@ type KafkaSASL struct {
 	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. Use PLAIN only
 	// over TLS: it sends the password as it is.
 	Mechanism string `yaml:"mechanism"`
-	Username  string `yaml:"username"`
-	Password  Secret `yaml:"password"`
+	// Username to authenticate as. Required.
+	Username string `yaml:"username"`
+	// Password of Username. Required.
+	Password Secret `yaml:"password"`
 }
 
 // Kafka defaults and limits.

@@ -43,7 +43,7 @@ func TestKafkaDefaults(t *testing.T) {
 		"max_batch_events":   "5000",
 		"linger":             "",
 		"request_timeout":    "10s",
-		"delivery_timeout":   "1m0s",
+		"delivery_timeout":   "1m",
 		"dial_timeout":       "10s",
 		"client_id":          "sluice",
 		"auto_create_topics": "true",

@@ -9,14 +9,15 @@ import (
 // PutRecords: one record per event, its data the JSON record (format json)
 // or the raw log line (format raw), by default followed by a newline.
 //
-// Delivery defaults of the type (config.Delivery fields left at zero):
+// The type's defaults for the delivery keys not set:
 // workers 2, flush_interval 1s.
 type KinesisOutput struct {
 	// StreamName or StreamARN names the stream (one of them, required).
-	// The ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME) is what AWS
-	// recommends, and what a stream of another account needs.
 	StreamName string `yaml:"stream_name"`
-	StreamARN  string `yaml:"stream_arn"`
+	// StreamARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME) names the
+	// stream instead of StreamName: what AWS recommends, and what a
+	// stream of another account needs.
+	StreamARN string `yaml:"stream_arn"`
 	// PartitionKey is the record field whose value is each record's
 	// partition key (a dotted path into nested maps, e.g.
 	// kubernetes.pod_name): the records of one key stay in order on one
@@ -50,22 +51,39 @@ type KinesisOutput struct {
 	// Default 1MiB, the service's limit; up to 10MiB for streams whose
 	// maximum record size was raised (UpdateMaxRecordSize).
 	MaxRecordBytes ByteSize `yaml:"max_record_bytes"`
-	// MaxBatchRecords and MaxBatchBytes bound one PutRecords request
-	// (partition keys included). Defaults and limits 500 records and
-	// 5MiB (10MiB with raised record sizes).
-	MaxBatchRecords int      `yaml:"max_batch_records"`
-	MaxBatchBytes   ByteSize `yaml:"max_batch_bytes"`
+	// MaxBatchRecords bounds the records of one PutRecords request.
+	// Default and limit 500.
+	MaxBatchRecords int `yaml:"max_batch_records"`
+	// MaxBatchBytes bounds the bytes of one PutRecords request, partition
+	// keys included. Default and limit 5MiB (10MiB with raised record
+	// sizes).
+	MaxBatchBytes ByteSize `yaml:"max_batch_bytes"`
 	// RequestTimeout bounds each PutRecords call. Default 30s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 
-	// Region, endpoint and credentials, as for cloudwatch_logs.
-	Region          string `yaml:"region"`
-	Endpoint        string `yaml:"endpoint"`
-	AccessKeyID     string `yaml:"access_key_id"`
+	// Region of the service. Default: the AWS default chain (AWS_REGION,
+	// AWS_DEFAULT_REGION, the shared config's profile), else us-east-1
+	// when endpoint is set; with neither, the output does not start.
+	Region string `yaml:"region"`
+	// Endpoint replaces the region's endpoint URL (http://host:port or
+	// https://host), for VPC endpoints, proxies and test doubles.
+	Endpoint string `yaml:"endpoint"`
+	// AccessKeyID and SecretAccessKey (and SessionToken) are static
+	// credentials. Without them the AWS default chain is used:
+	// environment, shared config and credentials files, web identity (EKS
+	// IRSA), container credentials (ECS task role, EKS Pod Identity), EC2
+	// instance metadata.
+	AccessKeyID string `yaml:"access_key_id"`
+	// SecretAccessKey is the secret key of AccessKeyID.
 	SecretAccessKey Secret `yaml:"secret_access_key"`
-	SessionToken    Secret `yaml:"session_token"`
-	RoleARN         string `yaml:"role_arn"`
-	ExternalID      string `yaml:"external_id"`
+	// SessionToken, with AccessKeyID and SecretAccessKey, makes them
+	// temporary credentials.
+	SessionToken Secret `yaml:"session_token"`
+	// RoleARN is a role assumed (STS AssumeRole) with the credentials
+	// above (static or from the default chain).
+	RoleARN string `yaml:"role_arn"`
+	// ExternalID is passed to AssumeRole, for a role that requires it.
+	ExternalID string `yaml:"external_id"`
 }
 
 // Kinesis Data Streams limits (PutRecords) and delivery defaults.

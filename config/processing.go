@@ -24,13 +24,16 @@ type Parser struct {
 	// Types converts fields of the regex and logfmt parsers: int, float,
 	// bool, string or time:<layout>.
 	Types []ParserType `yaml:"types"`
-	// TimeKey names the field that holds the event time (the built-ins
-	// have theirs); TimeLayout is its Go layout or rfc3339, rfc3339nano,
-	// unix, unix_ms, unix_us, unix_ns; TimeZone the IANA zone of times
-	// written without an offset (default UTC).
-	TimeKey    string `yaml:"time_key"`
+	// TimeKey names the field that holds the event time (the built-in
+	// parsers have theirs).
+	TimeKey string `yaml:"time_key"`
+	// TimeLayout is the format of time_key: a Go time layout
+	// (2006-01-02 15:04:05) or rfc3339, rfc3339nano, unix, unix_ms,
+	// unix_us, unix_ns.
 	TimeLayout string `yaml:"time_layout"`
-	TimeZone   string `yaml:"time_zone"`
+	// TimeZone is the IANA zone (Europe/Berlin) of times written without
+	// an offset. Default UTC.
+	TimeZone string `yaml:"time_zone"`
 	// KeepTimeKey keeps the time field in the record (by default a time
 	// that converted is removed: the event time carries it).
 	KeepTimeKey bool `yaml:"keep_time_key"`
@@ -38,8 +41,10 @@ type Parser struct {
 
 // ParserType is one field conversion of a parser.
 type ParserType struct {
+	// Field is the field to convert.
 	Field string `yaml:"field"`
-	Type  string `yaml:"type"`
+	// Type is what it becomes: int, float, bool, string or time:<layout>.
+	Type string `yaml:"type"`
 }
 
 // ParseConfig returns the internal/parse configuration p describes; nil
@@ -108,8 +113,13 @@ type Multiline struct {
 
 // MultilineRule is a user multiline rule.
 type MultilineRule struct {
-	Name     string `yaml:"name"`
-	Start    string `yaml:"start"`
+	// Name of the rule, in metrics and logs.
+	Name string `yaml:"name"`
+	// Start is an RE2 regex matching the first line of a message.
+	Start string `yaml:"start"`
+	// Continue, if set, is an RE2 regex matching the lines that belong to
+	// the message after its first; without it, every line up to the next
+	// start does.
 	Continue string `yaml:"continue"`
 }
 

@@ -11,25 +11,34 @@ import (
 	"github.com/sluice-agent/sluice/processors"
 )
 
-// Condition is the when: of a route or a processor (package
-// internal/cond): a test of one record field, named by a top-level key or
-// a dotted path into nested maps (kubernetes.labels.app), or a
-// combination of conditions. Exactly one test or combinator is set.
+// Condition is the when of a route or a processor: a test of one record
+// field, named by a top-level key or a dotted path into nested maps
+// (kubernetes.labels.app), or a combination of conditions. Exactly one
+// test or combinator is set.
 type Condition struct {
+	// Field is the record field tested: a top-level key or a dotted path
+	// into nested maps (kubernetes.labels.app). With one of equals,
+	// prefix, contains, regex or exists.
 	Field string `yaml:"field"`
-	// Equals compares the whole value (numbers and booleans by their
-	// text); Prefix and Contains test a string; Regex is RE2 (a plain
-	// literal is searched without the regexp engine).
-	Equals   *string `yaml:"equals"`
-	Prefix   *string `yaml:"prefix"`
+	// Equals holds when the field's whole value is this (numbers and
+	// booleans compare by their text).
+	Equals *string `yaml:"equals"`
+	// Prefix holds when the field is a string that starts with this.
+	Prefix *string `yaml:"prefix"`
+	// Contains holds when the field is a string that contains this.
 	Contains *string `yaml:"contains"`
-	Regex    *string `yaml:"regex"`
+	// Regex holds when the field is a string this RE2 regex matches (a
+	// plain literal is searched without the regexp engine).
+	Regex *string `yaml:"regex"`
 	// Exists: true holds when the field is present (any value), false
 	// when it is absent.
-	Exists *bool       `yaml:"exists"`
-	Not    *Condition  `yaml:"not"`
-	Any    []Condition `yaml:"any"`
-	All    []Condition `yaml:"all"`
+	Exists *bool `yaml:"exists"`
+	// Not holds when its condition does not.
+	Not *Condition `yaml:"not"`
+	// Any holds when at least one of its conditions does.
+	Any []Condition `yaml:"any"`
+	// All holds when every one of its conditions does.
+	All []Condition `yaml:"all"`
 }
 
 // Spec returns the internal/cond form of c.
@@ -54,8 +63,8 @@ func (c *Condition) Spec() cond.Spec {
 	return s
 }
 
-// Processor is one entry of the top-level processors: list (package
-// processors). Processors run in order on every event, before routing,
+// Processor is one entry of the top-level processors list. Processors run
+// in order on every event, before routing,
 // each on the events whose tag Match selects (default all) and for which
 // When holds (default always). Which keys a type takes:
 //
@@ -75,23 +84,46 @@ func (c *Condition) Spec() cond.Spec {
 //	             default), custom (RE2), mask (default [REDACTED])
 type Processor struct {
 	// ID names the processor in metrics; default "<type>-<position>".
-	ID    string     `yaml:"id"`
-	Type  string     `yaml:"type"`
-	Match string     `yaml:"match"`
-	When  *Condition `yaml:"when"`
+	ID string `yaml:"id"`
+	// Type is what the processor does (see above). Required.
+	Type string `yaml:"type"`
+	// Match selects the events by tag, as a route's match does. Default:
+	// every event.
+	Match string `yaml:"match"`
+	// When, if set, selects the events (of match) for which it holds.
+	When *Condition `yaml:"when"`
 
-	Fields   []ProcessorField `yaml:"fields"`
-	Keys     []string         `yaml:"keys"`
-	Key      string           `yaml:"key"`
-	Prefix   string           `yaml:"prefix"`
-	Tag      string           `yaml:"tag"`
-	Per      string           `yaml:"per"`
-	Rate     int              `yaml:"rate"`
-	Burst    int              `yaml:"burst"`
-	Sample   int              `yaml:"sample"`
-	Patterns []string         `yaml:"patterns"`
-	Custom   []string         `yaml:"custom"`
-	Mask     string           `yaml:"mask"`
+	// Fields are the fields add sets (key with value, or with source:
+	// hostname) and rename renames (key to to).
+	Fields []ProcessorField `yaml:"fields"`
+	// Keys are the top-level keys remove removes, keep keeps, nest moves
+	// under key, and redact scans (default [log]).
+	Keys []string `yaml:"keys"`
+	// Key is the map lift moves to the top, the new map nest creates, and
+	// the field parse parses (default log).
+	Key string `yaml:"key"`
+	// Prefix is put before the names of the keys lift moves.
+	Prefix string `yaml:"prefix"`
+	// Tag is rewrite_tag's new tag: a template of text, {tag} and
+	// {field:PATH}; the event runs the processors again under it.
+	Tag string `yaml:"tag"`
+	// Per is what throttle counts separately: container or tag.
+	Per string `yaml:"per"`
+	// Rate is throttle's limit, in events per second.
+	Rate int `yaml:"rate"`
+	// Burst is how many events throttle lets through at once above rate.
+	// Default rate.
+	Burst int `yaml:"burst"`
+	// Sample makes throttle keep 1 in this many of the events over the
+	// rate instead of dropping them all.
+	Sample int `yaml:"sample"`
+	// Patterns are redact's built-in patterns: email, ipv4, credit_card,
+	// aws_access_key, bearer_token, jwt. Default all.
+	Patterns []string `yaml:"patterns"`
+	// Custom are further redact patterns, RE2 regexes.
+	Custom []string `yaml:"custom"`
+	// Mask replaces what redact finds. Default [REDACTED].
+	Mask string `yaml:"mask"`
 	// Parser is the parse processor's (the same keys as an input's
 	// parser: section); it parses Key (default log).
 	Parser *Parser `yaml:"parser"`
@@ -102,10 +134,14 @@ type Processor struct {
 // ProcessorField is one field of add (key with value or source) or rename
 // (key to to). ${VAR} in value reads the environment, as everywhere.
 type ProcessorField struct {
-	Key    string `yaml:"key"`
-	Value  string `yaml:"value"`
+	// Key is the field add sets or rename renames.
+	Key string `yaml:"key"`
+	// Value is what add sets key to.
+	Value string `yaml:"value"`
+	// Source is where add takes the value from instead: hostname.
 	Source string `yaml:"source"`
-	To     string `yaml:"to"`
+	// To is rename's new name for key.
+	To string `yaml:"to"`
 }
 
 // Spec returns the package processors form of p.

@@ -14,10 +14,10 @@ import (
 // delivery engine becomes one object per distinct key (see Key); a chunk is
 // acknowledged only after every object holding its events was stored.
 //
-// Delivery defaults of the type (config.Delivery fields left at zero):
+// The type's defaults for the delivery keys not set:
 // workers 1, flush_interval 5m (the age at which an object is closed), and
 // max_in_flight_bytes workers × (max_object_bytes + 8 MiB), so that the
-// engine can hold a whole object's queued events (see S3InFlightBytes).
+// engine can hold a whole object's queued events.
 type S3Output struct {
 	// Bucket is the destination bucket. Required.
 	Bucket string `yaml:"bucket"`
@@ -99,7 +99,9 @@ type S3Output struct {
 	StorageClass string `yaml:"storage_class"`
 	// SSE is the server-side encryption: "" (the bucket's default), AES256
 	// (SSE-S3) or aws:kms (SSE-KMS, with kms_key_id or the AWS managed key).
-	SSE      string `yaml:"sse"`
+	SSE string `yaml:"sse"`
+	// KMSKeyID is the KMS key (id or ARN) of sse aws:kms; "": the AWS
+	// managed key.
 	KMSKeyID string `yaml:"kms_key_id"`
 	// Checksum is the integrity checksum sent with each upload: CRC32,
 	// CRC32C, CRC64NVME, SHA1 or SHA256; "" leaves it to the SDK (CRC32);
@@ -112,12 +114,16 @@ type S3Output struct {
 	// environment, shared config and credentials files, web identity
 	// (EKS IRSA), container credentials (ECS task role, EKS Pod Identity),
 	// EC2 instance metadata.
-	AccessKeyID     string `yaml:"access_key_id"`
+	AccessKeyID string `yaml:"access_key_id"`
+	// SecretAccessKey is the secret key of AccessKeyID.
 	SecretAccessKey Secret `yaml:"secret_access_key"`
-	SessionToken    Secret `yaml:"session_token"`
+	// SessionToken, with AccessKeyID and SecretAccessKey, makes them
+	// temporary credentials.
+	SessionToken Secret `yaml:"session_token"`
 	// RoleARN is a role assumed (STS AssumeRole) with the credentials
-	// above; ExternalID is passed along if the role requires it.
-	RoleARN    string `yaml:"role_arn"`
+	// above (static or from the default chain).
+	RoleARN string `yaml:"role_arn"`
+	// ExternalID is passed to AssumeRole, for a role that requires it.
 	ExternalID string `yaml:"external_id"`
 }
 

@@ -35,8 +35,8 @@ func TestS3Defaults(t *testing.T) {
 		"part_bytes":              "8MiB",
 		"max_open_objects":        "64",
 		"abort_abandoned_uploads": "true",
-		"abandoned_upload_age":    "1h0m0s",
-		"request_timeout":         "2m0s",
+		"abandoned_upload_age":    "1h",
+		"request_timeout":         "2m",
 		"set_content_encoding":    "false",
 		"bucket":                  "",
 	} {

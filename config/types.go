@@ -15,11 +15,15 @@ type Config struct {
 	// Default 30s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
-	Inputs  []Input  `yaml:"inputs"`
+	// Inputs are where events come from. At least one.
+	Inputs []Input `yaml:"inputs"`
+	// Outputs are where events go, each with its own disk queue. At
+	// least one.
 	Outputs []Output `yaml:"outputs"`
-	Routes  []Route  `yaml:"routes"`
+	// Routes send events to outputs by tag (and record fields), in order.
+	Routes []Route `yaml:"routes"`
 	// Processors reshape, drop, re-tag, throttle and redact events, in
-	// order, before routing (see Processor).
+	// order, before routing.
 	Processors []Processor `yaml:"processors"`
 	// DefaultOutput receives events that match no route. Empty means such
 	// events are counted as unrouted and not stored.
@@ -35,7 +39,11 @@ type Config struct {
 // value of "type" that selects it, and its doc tag the type's summary
 // (see Types). A type whose struct has no fields may leave its section nil.
 type Input struct {
-	ID   string `yaml:"id"`
+	// ID names the input in metrics and logs, and its state directory
+	// (inputs/<id> under data_dir: read offsets). Required, unique among
+	// the inputs: letters, digits, '_', '.' and '-'.
+	ID string `yaml:"id"`
+	// Type selects the input type, whose keys go inline. Required.
 	Type string `yaml:"type"`
 
 	Docker  *DockerInput  `yaml:"-" type:"docker" doc:"tails Docker's json-file logs"`
@@ -49,13 +57,18 @@ type Input struct {
 // section matching Type is set; the section fields are the output types,
 // as for Input.
 type Output struct {
-	ID   string `yaml:"id"`
+	// ID names the output in routes, metrics and logs, and its disk queue
+	// (buffer/<id> under data_dir). Required, unique among the outputs:
+	// letters, digits, '_', '.' and '-'.
+	ID string `yaml:"id"`
+	// Type selects the output type, whose keys go inline. Required.
 	Type string `yaml:"type"`
 	// Buffer is the output's disk queue; every type, stdout included, gets
-	// the defaults of Buffer for the keys not set.
+	// the defaults of the buffer keys it does not set.
 	Buffer Buffer `yaml:"buffer"`
 	// Delivery is the batching, retry and dead-letter settings of outputs
-	// built on the delivery engine; zero fields take the type's defaults.
+	// built on the delivery engine; the keys not set take the type's
+	// defaults.
 	Delivery Delivery `yaml:"delivery"`
 
 	Forward *ForwardOutput `yaml:"-" type:"forward" doc:"Forward protocol client (acks, gzip, TLS, handshake, failover)"`
@@ -98,27 +111,42 @@ type Buffer struct {
 
 // TLS configures a TLS client or server.
 type TLS struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// Enabled turns TLS on.
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of the CAs that verify the other side's
+	// certificate. Default (client side): the system's CAs.
+	CAFile string `yaml:"ca_file"`
+	// CertFile is the PEM certificate this side presents: the server's
+	// (required for a server), or a client certificate.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file"`
+	// ServerName (client side) is the name the server's certificate is
+	// verified against (and sent as SNI). Default: the address's host.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify (client side) accepts any server certificate:
+	// for tests only, it makes TLS open to interception.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 	// ClientAuth (server side) requires a client certificate signed by CAFile.
 	ClientAuth bool `yaml:"client_auth"`
 }
 
 // Security configures the Forward protocol handshake.
 type Security struct {
+	// SelfHostname is the hostname this side sends in the handshake.
+	// Default: the machine's hostname.
 	SelfHostname string `yaml:"self_hostname"`
-	SharedKey    Secret `yaml:"shared_key"`
+	// SharedKey is the key both sides must share. Required.
+	SharedKey Secret `yaml:"shared_key"`
 	// Users (server side) enables user authentication.
 	Users []User `yaml:"users"`
 }
 
 // User is one username/password pair accepted by a forward input.
 type User struct {
+	// Username a client authenticates as. Required, unique.
 	Username string `yaml:"username"`
+	// Password of Username. Required.
 	Password Secret `yaml:"password"`
 }
 
@@ -128,11 +156,16 @@ type Route struct {
 	// Match is a Fluentd-style pattern: "app.*", "app.**", "{a,b}.*", "*".
 	// Several patterns may be separated by spaces.
 	Match string `yaml:"match"`
+	// Field, if set, is a top-level record field whose value must equal
+	// value for the route to take the event.
 	Field string `yaml:"field"`
+	// Value is the string field must equal; an event whose field is
+	// absent or not a string never does.
 	Value string `yaml:"value"`
-	// When is a condition on the record (see Condition).
-	When    *Condition `yaml:"when"`
-	Outputs []string   `yaml:"outputs"`
+	// When is a condition on the record the route also requires.
+	When *Condition `yaml:"when"`
+	// Outputs are the ids of the outputs the route sends to. At least one.
+	Outputs []string `yaml:"outputs"`
 	// Continue lets later routes also match (default false: first match wins).
 	Continue bool `yaml:"continue"`
 
