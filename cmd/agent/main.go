@@ -111,14 +111,31 @@ commands:
   version                 print the version
 
 agent <command> --help prints a command's flags; agent types prints every
-option of every input and output type with its type and default (the config
-reference, with docs/operations.md).
+option of every input and output type with its type and default. The config
+reference, every option with its type, default and meaning (generated from
+the code): `+configReference+`. Running the agent: docs/operations.md.
 `)
+}
+
+// configReference is where the config reference is: docs/config.md, which
+// go generate ./config writes from package config.
+const configReference = "docs/config.md"
+
+// commandUsage sets fs's usage (printed by --help and -h, and on a bad
+// flag): a usage line, what the command does, where the config reference
+// is, and the flags.
+func commandUsage(fs *flag.FlagSet, synopsis, what string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "usage: agent %s\n\n%s\n\nEvery config option, with its type, default and meaning: %s\n(agent types lists the options of each input and output type).\n\nflags:\n", synopsis, what, configReference)
+		fs.PrintDefaults()
+	}
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	commandUsage(fs, "validate [--config] FILE", "Checks a config file and prints every problem, one per line as\nFILE:LINE: KEY: MESSAGE, then its warnings; exits 1 if there is a problem.")
 	path := fs.String("config", "/etc/sluice/agent.yml", "config file")
 	if err := fs.Parse(args); err != nil {
 		return flagErrCode(err)
@@ -174,6 +191,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	commandUsage(fs, "run --config FILE [--watch-config]", "Runs the agent until SIGTERM or SIGINT; SIGHUP (and, with --watch-config, a\nchange of the file) reloads the config. Its own logs are JSON lines on stdout.")
 	path := fs.String("config", "/etc/sluice/agent.yml", "config file")
 	watch := fs.Bool("watch-config", false, "reload the config when the file changes (checked every 2s)")
 	if err := fs.Parse(args); err != nil {

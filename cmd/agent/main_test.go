@@ -136,3 +136,20 @@ func readLines(t *testing.T, path string) []string {
 	}
 	return lines
 }
+
+// TestHelpPointsToConfigReference: the usage and the help of run,
+// validate and types name the config reference, which exists.
+func TestHelpPointsToConfigReference(t *testing.T) {
+	if _, err := os.Stat(filepath.Join("..", "..", configReference)); err != nil {
+		t.Fatalf("config reference: %v", err)
+	}
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"validate", "--help"}, {"validate", "-h"}, {"types", "--help"}, {"types"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Errorf("agent %s: exit %d", strings.Join(args, " "), code)
+		}
+		if got := out.String() + errb.String(); !strings.Contains(got, configReference) {
+			t.Errorf("agent %s does not name %s:\n%s", strings.Join(args, " "), configReference, got)
+		}
+	}
+}

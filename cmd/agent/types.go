@@ -12,7 +12,7 @@ import (
 // the same declarations config decodes and validates with.
 func cmdTypes(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-		fmt.Fprintln(stdout, "usage: agent types\n\nPrints every input and output type with its options, their types, defaults\nand meaning: the config reference.")
+		fmt.Fprintf(stdout, "usage: agent types\n\nPrints every input and output type with its options, their types and\ndefaults. Every option of the file with its meaning: %s.\n", configReference)
 		return 0
 	}
 	if len(args) > 0 {
@@ -32,6 +32,7 @@ func cmdTypes(args []string, stdout, stderr io.Writer) int {
 		}
 		writeOptions(tw, "", opts)
 	}
+	fmt.Fprintf(tw, "\nThe meaning of every option, and the keys of routes and processors: %s.\n", configReference)
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintln(stderr, "agent types:", err)
 		return 1
