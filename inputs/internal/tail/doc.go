@@ -64,7 +64,11 @@
 //     (the kubelet renames, then asks containerd to reopen), so a renamed
 //     file is sealed when a newer file of its source has data (checked
 //     before the read that finishes it), or RotateWait (default 5 s) after
-//     its last data; a deleted one at once. Until then an incomplete last
+//     its last data; a deleted one (no link left) at once, one that
+//     vanished from the listing but still has a name (moved away) after
+//     RotateWait. A scan lists a directory again when a listed name
+//     vanished before its stat (a rename racing the listing), so a
+//     rotated file is not taken for deleted. Until then an incomplete last
 //     line waits for its end, and the newer files wait too.
 //   - Copytruncate (the live file shrank below what was read, or its head
 //     no longer matches): the copy is found by fingerprint and read on from

@@ -245,9 +245,11 @@ const DefaultRotateWait = 5 * time.Second
 // file whose successor stays empty is sealed RotateWait after its last
 // data (or after it was found rotated). A deleted file is sealed at once:
 // runtimes delete a log file only after its container stopped writing
-// (or, for rotations, long after they reopened). Until it is sealed, a
-// file's end is not its end: an incomplete last line or partial group is
-// kept, and its successor is not read.
+// (or, for rotations, long after they reopened). A file no scan found
+// that still has a name (renamed out of the listed names, or under a
+// racing listing) was not deleted: it waits like a rotated one. Until it
+// is sealed, a file's end is not its end: an incomplete last line or
+// partial group is kept, and its successor is not read.
 func (t *Tail) seal(f *file) {
 	if f.live {
 		t.stopWait(f)
@@ -256,7 +258,15 @@ func (t *Tail) seal(f *file) {
 	if f.sealed {
 		return
 	}
-	if f.gone || t.newerHasData(f) || (!f.waitUntil.IsZero() && !t.now.Before(f.waitUntil)) {
+	waited := !f.waitUntil.IsZero() && !t.now.Before(f.waitUntil)
+	var done bool
+	if f.gone {
+		// Its rank is unknown (maxRank): no other file tells it is done.
+		done = !linked(f.f) || waited
+	} else {
+		done = t.newerHasData(f) || waited
+	}
+	if done {
 		f.sealed = true
 		t.stopWait(f)
 	}

@@ -55,32 +55,33 @@ func (t *Tail) underRoots(p string) bool {
 // checkLog checks a log file a scan found: a symlink is resolved and must
 // lead under an allowed root, and the file must be regular. It returns
 // the path to open (the resolved one) and its stat, or ok false (refused
-// or gone).
-func (t *Tail) checkLog(path string) (open string, fi os.FileInfo, ok bool) {
+// or gone; vanished when the name no longer exists, as after a rename
+// that raced the listing).
+func (t *Tail) checkLog(path string) (open string, fi os.FileInfo, ok bool, vanished bool) {
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return "", nil, false
+		return "", nil, false, errors.Is(err, fs.ErrNotExist)
 	}
 	open = path
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		target, err := filepath.EvalSymlinks(path)
 		if err != nil {
-			return "", nil, false // dangling, or a loop: nothing to read
+			return "", nil, false, false // dangling, or a loop: nothing to read
 		}
 		if !t.underRoots(target) {
 			t.refuse(path, reasonOutside, "target", target)
-			return "", nil, false
+			return "", nil, false, false
 		}
 		if fi, err = os.Stat(target); err != nil {
-			return "", nil, false
+			return "", nil, false, false
 		}
 		open = target
 	}
 	if !fi.Mode().IsRegular() {
 		t.refuse(path, reasonNotRegular, "mode", fi.Mode().Type().String())
-		return "", nil, false
+		return "", nil, false, false
 	}
-	return open, fi, true
+	return open, fi, true, false
 }
 
 // checkDirLink handles a symlink found where a directory of the tree

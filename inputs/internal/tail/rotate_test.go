@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,4 +286,94 @@ func TestForgetGoneEntries(t *testing.T) {
 	if st := h.savedState(); len(st) != 0 {
 		t.Fatalf("state still has %d entries", len(st))
 	}
+}
+
+// raceLayout runs hook, once armed, inside Logs: after the scan listed
+// the directory and before it stats the names, where a rotation can fall.
+type raceLayout struct {
+	testLayout
+	hook *atomic.Pointer[func()]
+}
+
+func (l raceLayout) Logs(dst []Log, names []string) []Log {
+	if f := l.hook.Swap(nil); f != nil {
+		(*f)()
+	}
+	return l.testLayout.Logs(dst, names)
+}
+
+// TestRotateRacingTheListing: the kubelet renames the live file between
+// the scan's listing and its stats (CI saw it: the listing held 0.log,
+// the stat found nothing, the rename's new name was not listed). The file
+// must not be taken for deleted and finished at once: a line half written
+// through the old descriptor is read whole, then the new file.
+func TestRotateRacingTheListing(t *testing.T) {
+	h := newHarness(t)
+	path := h.container(idA, "/web")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	a, wantA := lines("a", 0, 50)
+	if _, err := w.WriteString(a); err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.cfg()
+	cfg.RotateWait = time.Minute // only the successor's data may seal it
+	var hook atomic.Pointer[func()]
+	cfg.Layout = raceLayout{hook: &hook}
+	stop := tailtest.Start(t, h.tail(cfg))
+	h.waitEvents(50)
+	renamed := make(chan struct{})
+	rename := func() {
+		must(t, os.Rename(path, path+".1"))
+		close(renamed)
+	}
+	hook.Store(&rename)
+	<-renamed
+	late := tl("late-0 first half second half\n", "stdout") + tl("late-1\n", "stdout")
+	cut := len(t0) + 20 // inside the first line
+	if _, err := w.WriteString(late[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // several scans and reads: the half line must wait
+	if n := len(h.q.Logs()); n != 50 {
+		t.Fatalf("%d events, want 50: the renamed file was finished under a half-written line", n)
+	}
+	if _, err := w.WriteString(late[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	_, wantC := writeLines(t, path, "c", 0, 20) // reopened
+	h.waitEvents(72)
+	time.Sleep(100 * time.Millisecond)
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(append(wantA, "late-0 first half second half", "late-1"), wantC...))
+	if n := h.counter("sluice_input_parse_errors_total"); n != 0 {
+		t.Fatalf("parse errors %d", n)
+	}
+}
+
+// TestMovedOutOfViewWaits: a file renamed out of its directory (no scan
+// will find it again) still has a name, so it is not deleted: it waits
+// RotateWait for its writer before its end is taken for the end; a
+// deleted file is finished at once (TestDeleteWhileRunningReadsRest).
+func TestMovedOutOfViewWaits(t *testing.T) {
+	h := newHarness(t)
+	path := h.container(idA, "/web")
+	_, wantA := writeLines(t, path, "a", 0, 10)
+	cfg := h.cfg()
+	cfg.RotateWait = 700 * time.Millisecond
+	stop := tailtest.Start(t, h.tail(cfg))
+	h.waitEvents(10)
+	away := filepath.Join(t.TempDir(), "moved.log")
+	must(t, os.Rename(path, away))
+	tailtest.AppendFile(t, away, "tail without newline")
+	time.Sleep(350 * time.Millisecond)
+	if n := len(h.q.Logs()); n != 10 {
+		t.Fatalf("%d events before the wait is over, want 10: the moved file was finished at once", n)
+	}
+	h.waitEvents(11)
+	must(t, stop())
+	tailtest.EqualStrings(t, h.q.Logs(), append(wantA, "tail without newline"))
 }

@@ -171,30 +171,48 @@ func (t *Tail) wants(key string) bool {
 
 // listLogs appends the log files in dir, as the layout picks and ranks
 // them. An error means dir could not be listed.
+//
+// The listing and the stats are not one atomic view: a rotation that
+// renames a file between them would drop both its names (the old one no
+// longer exists, the new one was not listed), and the file would be
+// taken for deleted. So when a listed name has vanished, dir is listed
+// again (up to listTries times) until a listing holds still.
 func (t *Tail) listLogs(dst []candidate, dir string) ([]candidate, error) {
-	ents, err := t.readDir(dir)
-	if err != nil {
-		return dst, err
-	}
-	t.names = t.names[:0]
-	for _, e := range ents {
-		t.names = append(t.names, e.Name())
-	}
-	t.logs = t.layout.Logs(t.logs[:0], t.names)
-	for _, lg := range t.logs {
-		path := filepath.Join(dir, lg.Name)
-		open, fi, ok := t.checkLog(path)
-		if !ok {
-			continue
+	base := len(dst)
+	for try := 1; ; try++ {
+		ents, err := t.readDir(dir)
+		if err != nil {
+			return dst, err
 		}
-		dev, ino := fileID(fi)
-		dst = append(dst, candidate{
-			path: path, open: open, live: lg.Rank == 0, rank: lg.Rank, dev: dev, ino: ino,
-			size: fi.Size(), mod: fi.ModTime(),
-		})
+		t.names = t.names[:0]
+		for _, e := range ents {
+			t.names = append(t.names, e.Name())
+		}
+		t.logs = t.layout.Logs(t.logs[:0], t.names)
+		dst = dst[:base]
+		raced := false
+		for _, lg := range t.logs {
+			path := filepath.Join(dir, lg.Name)
+			open, fi, ok, vanished := t.checkLog(path)
+			if !ok {
+				raced = raced || vanished
+				continue
+			}
+			dev, ino := fileID(fi)
+			dst = append(dst, candidate{
+				path: path, open: open, live: lg.Rank == 0, rank: lg.Rank, dev: dev, ino: ino,
+				size: fi.Size(), mod: fi.ModTime(),
+			})
+		}
+		if !raced || try == listTries {
+			return dst, nil
+		}
 	}
-	return dst, nil
 }
+
+// listTries bounds the listings of one directory per scan when names
+// vanish under it (see listLogs).
+const listTries = 4
 
 // readDir lists dir. Out of descriptors, it parks an idle log file and
 // tries once more.
