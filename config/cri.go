@@ -90,9 +90,11 @@ type CRIKubernetes struct {
 	// CAFile replaces the service account's CA file
 	// (/var/run/secrets/kubernetes.io/serviceaccount/ca.crt).
 	CAFile string `yaml:"ca_file"`
-	// MetadataWait is how long the input waits at start for the first pod
-	// list before it reads (lines of pods not known yet are shipped with
-	// the path's metadata and later lines enriched). 0: no wait. Default 2s.
+	// MetadataWait is how long the lines of a pod the API cache does not
+	// know yet wait for its metadata, per pod (at start, until the first
+	// list, as for a pod created later); the other pods are read
+	// meanwhile. After it they are shipped with the path's metadata and
+	// later lines are enriched. 0: no wait. Default 2s.
 	MetadataWait time.Duration `yaml:"metadata_wait"`
 	// IncludeLabels adds kubernetes.labels. Default true.
 	IncludeLabels *bool `yaml:"include_labels"`

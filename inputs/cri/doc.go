@@ -145,17 +145,16 @@
 //     looked up (by the uid in the path) and the record's fixed part and
 //     cached tags rebuilt. Enrichment costs no allocation per line
 //     (BenchmarkReadParseAdd/kube against /plain).
-//   - At start, Run waits at most metadata_wait (default 2s) for the
-//     first list, so the backlog of pods already running is enriched. The
-//     wait is once per input, not per new pod: package tail reads every
-//     source on one goroutine, so holding one pod's lines would hold all;
-//     and deferring a source (SourceFilter) would leave it unread until
-//     the next full scan (10 x poll_interval) and drop saved offsets of a
-//     pod not known yet at start. A new pod's lines are therefore read at
-//     once, with the path's metadata (and host) until the watch delivers
-//     the pod, and enriched from then on. In practice the watch sees a pod
-//     when it is bound to the node, before the kubelet creates its log
-//     directory, so this happens when the API is slow or unreachable.
+//   - A pod the cache does not know yet (at start before the first
+//     list, or created since and not delivered by the watch yet) waits
+//     for its metadata, at most metadata_wait (default 2s) from when its
+//     directory was first found, so that its first lines are enriched
+//     (container.Hold, a tail.Holder): only its reads wait, the other pods
+//     are read meanwhile and its files are tracked and checkpointed as
+//     usual. After the wait its lines are read with the path's metadata
+//     (and host) and enriched once the watch delivers the pod. A static
+//     pod (its directory has the kubelet's config hash as uid) is found by
+//     its mirror pod's kubernetes.io/config.mirror annotation.
 //   - API down: lines keep flowing with the metadata last known (or the
 //     path's); the client retries with back-off and the lines after its
 //     return are enriched. A pod deleted from the cache keeps the metadata
@@ -163,9 +162,11 @@
 //   - Exclusion: a pod annotated <exclude_annotation>: "true" (default
 //     sluice.dev/exclude), or <exclude_annotation>-<container>: "true"
 //     for one container, is not read (tail.SourceFilter). Decided when the
-//     source is scanned with the pod known: lines read before the pod was
-//     known (see above) are shipped; a pod annotated while it is being
-//     read is left at the next full scan, its open files finished first.
+//     source is scanned with the pod known, and again when its wait for
+//     the pod ends (an excluded pod is then dropped unread); lines read
+//     after a wait that ran out are shipped; a pod annotated while it is
+//     being read is left at the next full scan, its open files finished
+//     first.
 //
 // # Metrics
 //

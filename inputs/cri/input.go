@@ -64,6 +64,8 @@ type kubeSettings struct {
 	// client is the shared cache, set by Run before the tail starts (so
 	// the reader goroutine sees it); nil before and without the section.
 	client *kube.Client
+	// warned: a hold ran out before the cache's first list (logged once).
+	warned bool
 }
 
 // New returns a cri input. State lives in <dataDir>/inputs/<id>/. Zero
@@ -176,9 +178,9 @@ func orDefault[T comparable](v, def T) T {
 // read again at the next start).
 //
 // With the kubernetes section, Run first joins the agent's shared pod
-// cache (kube.Acquire: one list+watch per agent) and waits at most
-// metadata_wait for its first list; without it (API unreachable) reading
-// starts all the same, with the path's metadata until the cache fills.
+// cache (kube.Acquire: one list+watch per agent). It does not wait for it:
+// each pod the cache does not know yet waits for its metadata (container.Hold),
+// at start as for a pod created later.
 func (in *Input) Run(ctx context.Context) error {
 	if k := &in.kube; k.on && k.client == nil {
 		c, release, err := kube.Acquire(k.cfg)
@@ -186,10 +188,6 @@ func (in *Input) Run(ctx context.Context) error {
 			return fmt.Errorf("cri input: kubernetes: %w", err)
 		}
 		defer release()
-		if !c.WaitSynced(ctx, k.wait) && k.wait > 0 && ctx.Err() == nil {
-			in.log.Warn("pod metadata not listed yet; reading with the path's metadata, later lines are enriched once the API answers",
-				"metadata_wait", k.wait)
-		}
 		k.client = c
 	}
 	return in.t.Run(ctx)

@@ -241,10 +241,10 @@ func TestKubeUnreachable(t *testing.T) {
 	}
 }
 
-// TestKubeLatePod: a pod whose logs appear before the API knows it is read
-// at once with the path's metadata; its lines are enriched as soon as the
-// watch delivers it. The API is asked once (a list and a watch per
-// resource), never per file or per line.
+// TestKubeLatePod: a pod whose logs appear before the API knows it waits
+// for its metadata (at most metadata_wait), so its first lines are
+// enriched; the other pods are read meanwhile. The API is asked once (a
+// list and a watch per resource), never per file or per line.
 func TestKubeLatePod(t *testing.T) {
 	s := standIn(t)
 	h := newHarness(t)
@@ -255,26 +255,38 @@ func TestKubeLatePod(t *testing.T) {
 	h.waitEvents(1)
 	late := newGen(t, h.root, "shop", "late", "app")
 	write(t, late, 3)
-	evs := h.waitEvents(4)
-	for _, e := range evs[1:] {
-		if kubeMap(e)["labels"] != nil {
-			t.Fatalf("late pod enriched before the API knew it: %v", kubeMap(e))
+	time.Sleep(300 * time.Millisecond) // its lines wait...
+	write(t, early, 2)                 // ...the other pod's do not
+	evs := h.waitEvents(3)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(h.q.All()); n != 3 {
+		t.Fatalf("%d events before the late pod is known, want the early pod's 3", n)
+	}
+	for _, e := range evs {
+		if src, _ := seqOf(t, e); src != early.Src() {
+			t.Fatalf("a line of %s was read before its pod was known", src)
 		}
 	}
+	known := time.Now()
 	s.AddPod(kpod(late, map[string]string{"app": "late"}, nil))
-	tailtest.WaitFor(t, "late pod enriched", func() bool {
-		write(t, late, 1)
-		time.Sleep(20 * time.Millisecond)
-		all := h.q.All()
-		l, _ := kubeMap(all[len(all)-1])["labels"].(map[string]any)
-		return l["app"] == "late"
-	})
+	evs = h.waitEvents(6)
+	if d := time.Since(known); d > 2*time.Second {
+		t.Errorf("late pod read %v after the API knew it", d)
+	}
+	for _, e := range evs[3:] {
+		l, _ := kubeMap(e)["labels"].(map[string]any)
+		if src, _ := seqOf(t, e); src != late.Src() || l["app"] != "late" {
+			t.Fatalf("late pod line %s not enriched: %v", src, kubeMap(e))
+		}
+	}
 	// Many more lines and files: still no request per file or line.
 	for i := range 5 {
-		write(t, newGen(t, h.root, "shop", fmt.Sprintf("more-%d", i), "app"), 50)
+		p := newGen(t, h.root, "shop", fmt.Sprintf("more-%d", i), "app")
+		s.AddPod(kpod(p, nil, nil))
+		write(t, p, 50)
 	}
 	write(t, late, 200)
-	h.waitEvents(int(late.Seq()) + 1 + 250)
+	h.waitEvents(6 + 200 + 250)
 	must(t, stop())
 	for _, r := range s.Requests() {
 		if !strings.HasPrefix(r, "GET /api/v1/pods?") && !strings.HasPrefix(r, "GET /api/v1/namespaces?") {
@@ -283,6 +295,40 @@ func TestKubeLatePod(t *testing.T) {
 	}
 	if n := len(s.Requests()); n > 4 {
 		t.Errorf("%d requests, want a list and a watch per resource: %v", n, s.Requests())
+	}
+}
+
+// TestKubeUnknownPodWait: a pod the API never lists (a static pod, or the
+// API lagging) waits metadata_wait, not longer, then its lines are read
+// with the path's metadata; a pod that turns out excluded by its
+// annotation once known is never read.
+func TestKubeUnknownPodWait(t *testing.T) {
+	s := standIn(t)
+	h := newHarness(t)
+	stop := tailtest.Start(t, h.input(kubeCfg(h.root, s, 700*time.Millisecond)))
+	time.Sleep(200 * time.Millisecond) // listed: the cache is synced and knows none
+	ghost := newGen(t, h.root, "shop", "ghost", "app")
+	quiet := newGen(t, h.root, "shop", "quiet", "app")
+	t0 := time.Now()
+	write(t, ghost, 4)
+	write(t, quiet, 4)
+	s.AddPod(kpod(quiet, nil, map[string]string{"sluice.dev/exclude": "true"}))
+	evs := h.waitEvents(4)
+	if d := time.Since(t0); d < 500*time.Millisecond || d > 5*time.Second {
+		t.Errorf("an unknown pod's lines read after %v, want about metadata_wait (700ms)", d)
+	}
+	time.Sleep(300 * time.Millisecond) // several rounds: nothing of the excluded pod
+	write(t, quiet, 4)
+	time.Sleep(300 * time.Millisecond)
+	must(t, stop())
+	if n := len(h.q.All()); n != 4 {
+		t.Fatalf("%d events, want ghost's 4", n)
+	}
+	for i, e := range evs {
+		k := kubeMap(e)
+		if src, seq := seqOf(t, e); src != ghost.Src() || seq != int64(i) || k["labels"] != nil || k["pod_name"] != "ghost" || k["host"] != "node-a" {
+			t.Fatalf("event %d: %s seq %d kubernetes %v", i, src, seq, k)
+		}
 	}
 }
 

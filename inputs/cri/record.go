@@ -1,8 +1,10 @@
 package cri
 
 import (
+	"context"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/tinylib/msgp/msgp"
 
@@ -40,6 +42,11 @@ type container struct {
 	kgen uint64
 	pod  *kube.Pod
 	ns   *kube.Namespace
+
+	// holdUntil ends the wait of the container's lines for its pod's
+	// metadata (Hold); holdGen is the cache Gen last looked at.
+	holdUntil time.Time
+	holdGen   uint64
 
 	// tagCache holds the rendered tag per stream (stdout, stderr) when the
 	// template does not depend on the payload; reset when the metadata
@@ -189,6 +196,39 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		b = appendKV(b, k, m[k])
 	}
 	return b
+}
+
+// Hold implements tail.Holder: with the kubernetes section, the lines of
+// a pod the cache does not know yet wait for its metadata, at most
+// metadata_wait from when its directory was first read for (the backlog
+// at start as a pod created later), so that its first lines are enriched.
+// Once the pod is known, or the wait is over, they are read (with the
+// path's metadata until the pod is known). The other pods are read
+// meanwhile: the tail skips only this source.
+func (c *container) Hold(now time.Time) time.Time {
+	k := &c.in.kube
+	if k.client == nil || k.wait <= 0 {
+		return time.Time{}
+	}
+	if c.holdUntil.IsZero() {
+		c.holdUntil = now.Add(k.wait)
+		c.holdGen = k.client.Gen() - 1 // look now
+	}
+	if g := k.client.Gen(); g != c.holdGen {
+		c.holdGen = g
+		if k.client.Pod(c.meta.uid) != nil {
+			return time.Time{}
+		}
+	}
+	if now.Before(c.holdUntil) {
+		return c.holdUntil
+	}
+	if !k.warned && !k.client.WaitSynced(context.Background(), 0) {
+		k.warned = true
+		c.in.log.Warn("pod metadata not listed yet; reading with the path's metadata, later lines are enriched once the API answers",
+			"metadata_wait", k.wait)
+	}
+	return time.Time{}
 }
 
 // Refresh implements tail.Source: the path's metadata does not change and

@@ -111,6 +111,7 @@ type Client struct {
 
 	mu      sync.RWMutex
 	pods    map[string]*podEntry // by uid
+	mirrors map[string]string    // static pod uid (config hash) → its mirror pod's uid
 	nss     map[string]*Namespace
 	lastGC  time.Time
 	gen     atomic.Uint64
@@ -144,10 +145,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg: cfg, base: base, tr: tr, hc: &http.Client{Transport: tr}, log: cfg.Log,
-		token:  &tokenSource{path: tokenFile, explicit: explicit, period: cfg.TokenReload, now: time.Now},
-		pods:   make(map[string]*podEntry),
-		nss:    make(map[string]*Namespace),
-		synced: make(chan struct{}),
+		token:   &tokenSource{path: tokenFile, explicit: explicit, period: cfg.TokenReload, now: time.Now},
+		pods:    make(map[string]*podEntry),
+		mirrors: make(map[string]string),
+		nss:     make(map[string]*Namespace),
+		synced:  make(chan struct{}),
 	}
 	n := int32(1)
 	if cfg.Namespaces {
@@ -182,15 +184,28 @@ func (c *Client) Run(ctx context.Context) {
 func (c *Client) Gen() uint64 { return c.gen.Load() }
 
 // Pod returns the pod with uid, or nil if it is not known (not listed or
-// watched yet, or deleted more than DeletedTTL ago).
+// watched yet, or deleted more than DeletedTTL ago). A static pod's uid
+// (the one of its log directory: the kubelet's config hash) finds its
+// mirror pod, the API's copy of it, by the mirror's
+// kubernetes.io/config.mirror annotation.
 func (c *Client) Pod(uid string) *Pod {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if e := c.pods[uid]; e != nil {
+	e := c.pods[uid]
+	if e == nil {
+		if m, ok := c.mirrors[uid]; ok {
+			e = c.pods[m]
+		}
+	}
+	if e != nil {
 		return e.pod
 	}
 	return nil
 }
+
+// mirrorAnnotation is set by the kubelet on a static pod's mirror pod: the
+// static pod's config hash, which is the uid of its log directory.
+const mirrorAnnotation = "kubernetes.io/config.mirror"
 
 // Namespace returns the namespace called name, or nil.
 func (c *Client) Namespace(name string) *Namespace {
@@ -301,6 +316,9 @@ func (c *Client) podStore() store {
 // putPod stores p, keeping the old *Pod when nothing the agent uses
 // changed (status updates are frequent). Called with mu held.
 func (c *Client) putPod(p *Pod) bool {
+	if h := p.Annotations[mirrorAnnotation]; h != "" && h != p.UID {
+		c.mirrors[h] = p.UID
+	}
 	if e := c.pods[p.UID]; e != nil {
 		if e.deleted.IsZero() && e.pod.equal(p) {
 			return false
@@ -323,6 +341,9 @@ func (c *Client) gcLocked(now time.Time) {
 	for uid, e := range c.pods {
 		if !e.deleted.IsZero() && now.Sub(e.deleted) > c.cfg.DeletedTTL {
 			delete(c.pods, uid)
+			if h := e.pod.Annotations[mirrorAnnotation]; h != "" && c.mirrors[h] == uid {
+				delete(c.mirrors, h)
+			}
 		}
 	}
 }

@@ -177,6 +177,42 @@ func TestGC(t *testing.T) {
 	}
 }
 
+// TestStaticPodMirror: a static pod's log directory carries the kubelet's
+// config hash as its uid; the API holds its mirror pod under another uid
+// with the hash in kubernetes.io/config.mirror. Pod(hash) finds the mirror,
+// from the list and from a watch event; once the mirror is gone for
+// DeletedTTL the hash is forgotten too.
+func TestStaticPodMirror(t *testing.T) {
+	s := newStandIn(t)
+	etcd := kubetest.Pod{Namespace: "kube-system", Name: "etcd-node-a", UID: "mirror-uid-1", Node: "node-a",
+		Annotations: map[string]string{mirrorAnnotation: "0f1e2d3c4b5a", "kubernetes.io/config.source": "file"},
+		Containers:  []kubetest.Container{{Name: "etcd", Image: "registry.k8s.io/etcd:3.5.15-0"}}}
+	s.AddPod(etcd)
+	c := start(t, testConfig(s))
+	if !c.WaitSynced(context.Background(), 10*time.Second) {
+		t.Fatal("not synced")
+	}
+	if p := c.Pod("0f1e2d3c4b5a"); p == nil || p.Name != "etcd-node-a" || p.UID != "mirror-uid-1" {
+		t.Fatalf("Pod(config hash) = %+v", p)
+	}
+	api := etcd
+	api.Name, api.UID, api.Annotations = "kube-apiserver-node-a", "mirror-uid-2", map[string]string{mirrorAnnotation: "99aa88bb"}
+	s.AddPod(api)
+	waitFor(t, "watched mirror", func() bool { p := c.Pod("99aa88bb"); return p != nil && p.Name == "kube-apiserver-node-a" })
+
+	g, err := New(Config{APIServer: "http://127.0.0.1:1", NodeName: "n", DeletedTTL: time.Minute, TokenFile: os.DevNull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	g.putPod(&Pod{UID: "m", Annotations: map[string]string{mirrorAnnotation: "h"}})
+	g.pods["m"].deleted = now.Add(-2 * time.Minute)
+	g.gcLocked(now)
+	if g.Pod("h") != nil || len(g.mirrors) != 0 {
+		t.Fatalf("after gc: %v %v", g.pods, g.mirrors)
+	}
+}
+
 // TestUnreachableThenRelist: with the API server down the client does
 // not sync (WaitSynced is bounded) and retries; when it comes up the
 // cache fills. Stopped again, changed and compacted meanwhile, the

@@ -25,6 +25,9 @@ type source struct {
 	// watched: the directory has an inotify watch; otherwise the source
 	// is polled every idleSleep.
 	watched bool
+	// held: the metadata hook is a Holder that has not released the
+	// source yet; its reads wait (Tail.held).
+	held bool
 	// dataRank is the lowest rank of a log file the last scan of the
 	// source found with data (maxRank if none): whether a rotated file's
 	// successor has data (Tail.seal).

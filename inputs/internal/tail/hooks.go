@@ -1,6 +1,10 @@
 package tail
 
-import "github.com/sluice-agent/sluice/pipeline"
+import (
+	"time"
+
+	"github.com/sluice-agent/sluice/pipeline"
+)
 
 // The hooks an input built on tail supplies. All of them are called on the
 // reader goroutine only, so they need no locking and may keep scratch
@@ -100,4 +104,15 @@ type Source interface {
 	// malformed line has the raw line as Content and no Stream. The event
 	// and its slices need only stay valid until the next call.
 	Event(l *Line) *pipeline.Event
+}
+
+// Holder is optionally implemented by a Source whose lines should wait a
+// while before they are read (CRI: the lines of a pod the API cache does
+// not know yet wait, at most metadata_wait, for its metadata). Hold is
+// asked before each turn of the source until it first returns a time not
+// after now; from then on the source is read as any other. Only reading
+// waits: the source's files are tracked, opened and checkpointed as usual,
+// and the other sources are read meanwhile.
+type Holder interface {
+	Hold(now time.Time) (until time.Time)
 }

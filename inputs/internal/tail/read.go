@@ -18,8 +18,8 @@ func (t *Tail) round(ctx context.Context) (more bool) {
 	n := len(t.order)
 	for k := 0; k < n && ctx.Err() == nil && !t.stalled && !t.rescan; k++ {
 		s := t.order[(t.rr+k)%n]
-		if !s.dirty {
-			continue
+		if !s.dirty || (s.held && t.held(s)) {
+			continue // a held source stays dirty
 		}
 		f := s.active()
 		if f == nil {
@@ -45,6 +45,45 @@ func (t *Tail) round(ctx context.Context) (more bool) {
 	}
 	t.rr++
 	return more
+}
+
+// held asks s's Holder whether its reads still wait; once released, it
+// is not asked again. A wait makes the reader wake within idleSleep. At
+// its release the source is filtered again (SourceFilter): what the hold
+// waited for may exclude it (CRI: the pod's exclusion annotation), and
+// then it is dropped unread.
+func (t *Tail) held(s *source) bool {
+	now := time.Now()
+	if now.Before(s.meta.(Holder).Hold(now)) {
+		t.holding = true
+		return true
+	}
+	s.held = false
+	if !t.wants(s.key) {
+		t.dropUnread(s)
+		return true
+	}
+	return false
+}
+
+// dropUnread forgets a source that was never read (held, then excluded):
+// its files are closed and their entries dropped, as those of an excluded
+// source are at start. Its directory is left alone by the scans while the
+// filter excludes it.
+func (t *Tail) dropUnread(s *source) {
+	for _, f := range s.files {
+		t.closeFile(f)
+	}
+	t.mu.Lock()
+	s.files = nil
+	if t.sources[s.key] == s {
+		delete(t.sources, s.key)
+	}
+	t.gen++
+	t.mu.Unlock()
+	s.dirty = false
+	t.orderStale = true
+	t.log.Debug("source excluded before it was read", "source", s.key)
 }
 
 // shrunk reports whether f's file is now shorter than what was read.

@@ -228,6 +228,7 @@ func (t *Tail) readDir(dir string) ([]os.DirEntry, error) {
 func (t *Tail) addSource(key string) *source {
 	dir := t.abs(key)
 	s := &source{key: key, dir: dir, meta: t.layout.Source(key, dir), dataRank: maxRank}
+	_, s.held = s.meta.(Holder)
 	t.mu.Lock()
 	t.sources[key] = s
 	t.mu.Unlock()

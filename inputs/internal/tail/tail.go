@@ -125,8 +125,9 @@ type Tail struct {
 	mlOut          []multiline.Event
 	mlLine         Line
 	bounds         []streamBound
-	rotWaiting     int // rotated files at their end, waiting to be sealed
-	openFiles      int // descriptors held on log files (tokens of fds)
+	rotWaiting     int  // rotated files at their end, waiting to be sealed
+	holding        bool // the last round left a held source (Holder) unread
+	openFiles      int  // descriptors held on log files (tokens of fds)
 	now            time.Time
 	buf            []byte
 	head           [fpSize]byte
@@ -389,6 +390,7 @@ func (t *Tail) readLoop(ctx context.Context) {
 		if t.rotWaiting > 0 {
 			t.dueRotations(now)
 		}
+		t.holding = false
 		more := t.round(ctx)
 		if !t.stalled && (t.activePartials > 0 || t.mlHeld > 0) {
 			if err := t.expirePartials(ctx); err != nil {
@@ -399,7 +401,7 @@ func (t *Tail) readLoop(ctx context.Context) {
 			continue
 		}
 		wake := nextScan
-		if polling || t.activePartials > 0 || t.mlHeld > 0 || t.rotWaiting > 0 {
+		if polling || t.activePartials > 0 || t.mlHeld > 0 || t.rotWaiting > 0 || t.holding {
 			wake = minTime(wake, now.Add(idleSleep))
 		}
 		if d := time.Until(wake); d > 0 {
