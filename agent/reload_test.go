@@ -226,8 +226,13 @@ func TestReloadRoutesAndRemovedOutput(t *testing.T) {
 	if len(segs) == 0 {
 		t.Fatal("removed output's queue not on disk")
 	}
-	if len(ta.Status().Outputs) != 1 {
-		t.Fatalf("/status lists %d outputs, want 1", len(ta.Status().Outputs))
+	st := ta.Status()
+	if len(st.Outputs) != 1 {
+		t.Fatalf("/status lists %d outputs, want 1", len(st.Outputs))
+	}
+	if len(st.RetainedQueues) != 1 || st.RetainedQueues[0].Output != "out-b" || st.RetainedQueues[0].Queue != "buffer/out-b" ||
+		st.RetainedQueues[0].Files != len(segs) || st.RetainedQueues[0].Bytes == 0 {
+		t.Fatalf("/status retained_queues %+v, want out-b's queue (%d segments)", st.RetainedQueues, len(segs))
 	}
 	// Back: the queue is opened from disk and its 20 lines are sent, once.
 	if err := ta.Reload(keep); err != nil {
@@ -243,6 +248,9 @@ func TestReloadRoutesAndRemovedOutput(t *testing.T) {
 			t.Fatalf("out-b has %d lines after it came back, want 50", len(got))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if rq := ta.Status().RetainedQueues; len(rq) != 0 {
+		t.Fatalf("retained_queues %+v after out-b came back", rq)
 	}
 	ta.checkSeries(t, "reloads", map[string]float64{reloadsOK: 2, reloadsFailed: 0})
 }

@@ -3,7 +3,11 @@ package agent
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluice-agent/sluice/buffer"
@@ -23,6 +27,22 @@ type Status struct {
 	ReadinessProblems []Problem      `json:"readiness_problems"`
 	Inputs            []InputStatus  `json:"inputs"`
 	Outputs           []OutputStatus `json:"outputs"`
+	// RetainedQueues are the queues on disk of outputs the running config
+	// does not have (removed by a reload, or from the file while the agent
+	// was stopped): kept, with what they hold, until `agent buffer drop`
+	// (or until the output is configured again, which sends it).
+	RetainedQueues []RetainedQueue `json:"retained_queues"`
+}
+
+// RetainedQueue is a queue directory under the data dir whose output is
+// not configured and holds data. Bytes and Files are its segment files as
+// listed now (acked data not yet truncated included); `agent buffer ls`
+// reads what they hold.
+type RetainedQueue struct {
+	Output string `json:"output"`
+	Queue  string `json:"queue"` // buffer/<id> or deadletter/<id>
+	Bytes  int64  `json:"bytes"`
+	Files  int    `json:"files"`
 }
 
 // AgentInfo describes the agent process.
@@ -142,7 +162,42 @@ func (a *Agent) Status() Status {
 		}
 		s.Outputs = append(s.Outputs, out)
 	}
+	s.RetainedQueues = retainedQueues(l.cfg.DataDir, s.Outputs)
 	return s
+}
+
+// retainedQueues lists the queue directories under dataDir (buffer/<id>,
+// deadletter/<id>) of outputs not in outs. It reads directory listings
+// only (no segment content), so /status stays cheap.
+func retainedQueues(dataDir string, outs []OutputStatus) []RetainedQueue {
+	rq := []RetainedQueue{}
+	if dataDir == "" {
+		return rq
+	}
+	for _, kind := range []string{"buffer", "deadletter"} {
+		ents, err := os.ReadDir(filepath.Join(dataDir, kind))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			id := e.Name()
+			if !e.IsDir() || strings.HasPrefix(id, ".") || slices.ContainsFunc(outs, func(o OutputStatus) bool { return o.ID == id }) {
+				continue
+			}
+			q := RetainedQueue{Output: id, Queue: kind + "/" + id}
+			files, _ := os.ReadDir(filepath.Join(dataDir, kind, id))
+			for _, f := range files {
+				if fi, err := f.Info(); err == nil && fi.Mode().IsRegular() && strings.HasSuffix(f.Name(), ".seg") {
+					q.Bytes += fi.Size()
+					q.Files++
+				}
+			}
+			if q.Bytes > 0 { // an empty queue retains nothing
+				rq = append(rq, q)
+			}
+		}
+	}
+	return rq
 }
 
 // handleStatus registers /healthz, /readyz and /status on mux and marks
