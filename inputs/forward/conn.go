@@ -149,8 +149,15 @@ func (c *conn) handshakeFailed(msg string, err error) {
 	if c.evicted.Load() {
 		return // the eviction was counted and logged
 	}
+	if c.closing.Load() {
+		// The shutdown (or a reload) interrupted it: not the client's
+		// failure (CI saw Fluentd's heartbeat connection, mid-handshake at
+		// the SIGTERM, logged as a WARN).
+		c.log.Debug(msg+" (shutting down)", "err", err)
+		return
+	}
 	c.in.m.handshakeFailures.Inc()
-	timeout := isTimeout(err) && !c.closing.Load()
+	timeout := isTimeout(err)
 	if timeout {
 		c.in.m.evictedHandshake.Inc()
 	}

@@ -5,11 +5,14 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-agent/sluice/config"
@@ -200,4 +203,43 @@ func TestHandshakeHeartbeatConnection(t *testing.T) {
 	if n := s.counter(`sluice_input_handshake_failures_total{input="fw"}`); n != 0 {
 		t.Fatalf("a heartbeat connection counted as failure: %d", n)
 	}
+}
+
+// TestHandshakeInterruptedByShutdown: a client mid-handshake when the input
+// stops (CI: Fluentd's heartbeat connection at the SIGTERM) is not a
+// failed handshake: nothing counted, nothing logged above DEBUG.
+func TestHandshakeInterruptedByShutdown(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	q := &fakeQueue{}
+	set := metrics.NewSet()
+	in, err := New("fw", config.ForwardInput{Listen: "127.0.0.1:0", Security: &config.Security{SelfHostname: "srv", SharedKey: "KEY"}}, newRouter(t, q), log, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := runServer(t, in, q, set)
+	c := s.dial(t)
+	defer c.Close()
+	readValue(t, c) // HELO; no PING follows
+	s.stop()
+	if n := s.counter(`sluice_input_handshake_failures_total{input="fw"}`); n != 0 {
+		t.Errorf("handshake failures %d, want 0", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "handshake failed") {
+		t.Errorf("logged: %s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
