@@ -47,6 +47,7 @@ type container struct {
 	// metadata (Hold); holdGen is the cache Gen last looked at.
 	holdUntil time.Time
 	holdGen   uint64
+	podKnown  bool
 
 	// tagCache holds the rendered tag per stream (stdout, stderr) when the
 	// template does not depend on the payload; reset when the metadata
@@ -202,8 +203,9 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 // a pod the cache does not know yet wait for its metadata, at most
 // metadata_wait from when its directory was first read for (the backlog
 // at start as a pod created later), so that its first lines are enriched.
-// Once the pod is known, or the wait is over, they are read (with the
-// path's metadata until the pod is known). The other pods are read
+// Once the pod is known and the cache has listed every resource once (so
+// that the namespace's labels are there too), or the wait is over, they
+// are read (with the path's metadata until the pod is known). The other pods are read
 // meanwhile: the tail skips only this source.
 func (c *container) Hold(now time.Time) time.Time {
 	k := &c.in.kube
@@ -214,9 +216,13 @@ func (c *container) Hold(now time.Time) time.Time {
 		c.holdUntil = now.Add(k.wait)
 		c.holdGen = k.client.Gen() - 1 // look now
 	}
-	if g := k.client.Gen(); g != c.holdGen {
+	if g := k.client.Gen(); g != c.holdGen || c.podKnown {
 		c.holdGen = g
-		if k.client.Pod(c.meta.uid) != nil {
+		c.podKnown = c.podKnown || k.client.Pod(c.meta.uid) != nil
+		// Known, and every resource listed once: also the namespace's
+		// labels are there (after a restart the pods list may come
+		// before the namespaces list; CI saw lines without them).
+		if c.podKnown && k.client.WaitSynced(context.Background(), 0) {
 			return time.Time{}
 		}
 	}
