@@ -17,16 +17,7 @@ import (
 // after the rename are read before the new file.
 func TestRotateRenameWhileRunning(t *testing.T) {
 	h := newHarness(t)
-	path := h.container(idA, "/web")
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	a, wantA := lines("a", 0, 100)
-	if _, err := w.WriteString(a); err != nil {
-		t.Fatal(err)
-	}
+	path, w, wantA := runtimeWriter(t, h, 100)
 	stop := tailtest.Start(t, h.tail(h.cfg()))
 	h.waitEvents(100)
 	must(t, os.Rename(path, path+".1"))
@@ -56,16 +47,7 @@ func TestRotateRenameWhileRunning(t *testing.T) {
 // successor is empty.
 func TestRotateLateWritesBeforeReopen(t *testing.T) {
 	h := newHarness(t)
-	path := h.container(idA, "/web")
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	a, wantA := lines("a", 0, 50)
-	if _, err := w.WriteString(a); err != nil {
-		t.Fatal(err)
-	}
+	path, w, wantA := runtimeWriter(t, h, 50)
 	cfg := h.cfg()
 	cfg.RotateWait = time.Minute // only the successor's data may seal it
 	stop := tailtest.Start(t, h.tail(cfg))
@@ -288,6 +270,24 @@ func TestForgetGoneEntries(t *testing.T) {
 	}
 }
 
+// runtimeWriter creates container idA's live log file and writes n lines
+// "a<i>" through a descriptor held open, as a container runtime does (it
+// keeps writing there after a rename until it reopens).
+func runtimeWriter(t *testing.T, h *harness, n int) (path string, w *os.File, want []string) {
+	t.Helper()
+	path = h.container(idA, "/web")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	a, want := lines("a", 0, n)
+	if _, err := w.WriteString(a); err != nil {
+		t.Fatal(err)
+	}
+	return path, w, want
+}
+
 // raceLayout runs hook, once armed, inside Logs: after the scan listed
 // the directory and before it stats the names, where a rotation can fall.
 type raceLayout struct {
@@ -309,16 +309,7 @@ func (l raceLayout) Logs(dst []Log, names []string) []Log {
 // through the old descriptor is read whole, then the new file.
 func TestRotateRacingTheListing(t *testing.T) {
 	h := newHarness(t)
-	path := h.container(idA, "/web")
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	a, wantA := lines("a", 0, 50)
-	if _, err := w.WriteString(a); err != nil {
-		t.Fatal(err)
-	}
+	path, w, wantA := runtimeWriter(t, h, 50)
 	cfg := h.cfg()
 	cfg.RotateWait = time.Minute // only the successor's data may seal it
 	var hook atomic.Pointer[func()]
